@@ -1,0 +1,81 @@
+"""FVAE hyper-parameters: one frozen dataclass and named presets.
+
+Values the paper lost are the project's documented defaults (README table);
+every field is a flag of the training binaries.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class FVAEConfig:
+    """Model, loss and training settings. Presets: `get_config(name)`."""
+
+    # --- model (paper 5.3) ---
+    image_size: int = 64  # training resolution; a power of two, >= 2 * bottleneck_size
+    bottleneck_size: int = 4  # spatial size of the deepest feature map
+    base_channels: int = 32  # channels at full resolution; doubled at each halving
+    latent_dim: int = 512  # size of z (paper value lost)
+    kernel_size: int = 5  # filter size of inner convolutions (paper value lost)
+    edge_kernel_size: int = 3  # filter size of the first and last convolutions
+    activation: str = "leaky_relu"  # ReLU family; leaky keeps units alive under 0.01 init
+    init_stddev: float = 0.01  # truncated-normal weight init (paper 5.3)
+    source_skips: bool = True  # decoder also sees source features at every scale
+    # --- losses (eq. 1-8) ---
+    beta: float = 1.0  # KL weight (eq. 1)
+    flow_weight: float = 1.0  # lambda, flow-coherence weight (eq. 1)
+    coherence_sigma: float = 0.1  # colour scale of the edge-aware weight (eq. 6), images in [-1, 1]
+    coherence_window: int = 5  # neighbourhood N(p) is window x window (eq. 6)
+    mask_label_norm: float = 6.0  # Z of eq. 7: the largest RGB L1 distance in [-1, 1]
+    # --- training (5.4) ---
+    learning_rate: float = 2e-4  # Adam (paper value lost)
+    adam_beta1: float = 0.5  # Adam beta1 (paper value lost)
+    batch_size: int = 64  # mini-batch (paper value lost)
+    clip_value: float = 1.0  # gradient clipping by value (paper value lost)
+    num_steps: int = 100_000  # upper bound; early stopping usually ends sooner
+    eval_every: int = 1000  # steps between validation passes and checkpoints
+    patience: int = 10  # validation passes without improvement before stopping
+    seed: int = 0  # weights, sampling noise and data order
+
+    @property
+    def num_levels(self) -> int:
+        """Number of halvings from image_size down to bottleneck_size."""
+        levels = (self.image_size // self.bottleneck_size).bit_length() - 1
+        if self.bottleneck_size << levels != self.image_size or levels < 1:
+            raise ValueError(
+                f"image_size {self.image_size} must be bottleneck_size "
+                f"{self.bottleneck_size} times a power of two")
+        return levels
+
+
+_PRESETS = {
+    # SPEC's values, for a GPU.
+    "paper": FVAEConfig(),
+    # Every test uses this: a tiny model that trains in seconds on a CPU.
+    "tiny": FVAEConfig(base_channels=4, latent_dim=8, kernel_size=3, batch_size=8,
+                       num_steps=20, eval_every=10, patience=2),
+    # The `make demo` budget: a small model that learns the synthetic faces on 2 CPU cores.
+    "demo": FVAEConfig(base_channels=16, latent_dim=64, batch_size=32, learning_rate=1e-3,
+                       num_steps=1500, eval_every=250, patience=4),
+}
+
+
+def preset_names() -> tuple[str, ...]:
+    return tuple(_PRESETS)
+
+
+def get_config(name: str, **overrides) -> FVAEConfig:
+    """Returns preset `name` with `overrides` applied.
+
+    Raises:
+      ValueError: unknown preset (the message lists the known ones) or field.
+    """
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(_PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(FVAEConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
+    config = dataclasses.replace(_PRESETS[name], **overrides)
+    config.num_levels  # validates the geometry early
+    return config

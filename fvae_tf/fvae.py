@@ -1,0 +1,184 @@
+"""The FVAE (paper section 3), its confidence-mask stage, and the VAE baseline.
+
+Batches are dicts with "source" and "target", float32 [B, H, W, 3] in [-1, 1]
+(the input pipeline's layout); other keys are ignored here.
+"""
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from fvae_tf import losses, sampler
+from fvae_tf.config import FVAEConfig
+from fvae_tf.models import Encoder, FlowDecoder, MaskNet, PixelDecoder
+
+
+class FlowOutput(NamedTuple):
+    """What one forward pass of the FVAE produces."""
+
+    coords: tf.Tensor  # [B, H, W, 2], normalized (x, y) sampling coordinates in [-1, 1]
+    warped: tf.Tensor  # [B, H, W, 3], x_hat = S(x_s, coords)
+    mu: tf.Tensor  # [B, latent]
+    log_var: tf.Tensor  # [B, latent]
+
+
+class _PairAutoencoder(keras.Model):
+    """Shared machinery: encode the target, decode with the source, train on eq. 1.
+
+    Subclasses define `decode(z, source) -> (output image, coords or None)`
+    and the names of the losses they report.
+    """
+
+    loss_names = ("loss", "rec", "kl")
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.encoder = Encoder(config)
+        self.noise_seed = keras.random.SeedGenerator(config.seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def build_for_inference(self) -> None:
+        """Creates every variable by one pass on zeros (needed before restoring)."""
+        zeros = tf.zeros([1, self.config.image_size, self.config.image_size, 3])
+        self.compute_losses({"source": zeros, "target": zeros}, training=False)
+
+    def encode(self, images: tf.Tensor) -> tf.Tensor:
+        """The deterministic latent `mu` of E(images), [B, latent]."""
+        return self.encoder(images, training=False)[0]
+
+    def sample_latent(self, mu: tf.Tensor, log_var: tf.Tensor, training: bool) -> tf.Tensor:
+        """Eq. 2's reparameterisation in training; `mu` otherwise."""
+        if not training:
+            return mu
+        eps = keras.random.normal(keras.ops.shape(mu), seed=self.noise_seed)
+        return mu + keras.ops.exp(0.5 * log_var) * eps
+
+    def forward(self, source, target, training: bool) -> FlowOutput:
+        mu, log_var = self.encoder(target, training=training)
+        z = self.sample_latent(mu, log_var, training)
+        output, coords = self.decode(z, source, training=training)
+        return FlowOutput(coords, output, mu, log_var)
+
+    def call(self, inputs, training=False):
+        source, target = inputs
+        return self.forward(source, target, training)
+
+    def compute_losses(self, batch, training: bool) -> tuple[dict, FlowOutput]:
+        out = self.forward(batch["source"], batch["target"], training)
+        terms = {"rec": losses.reconstruction_l1(batch["target"], out.warped),
+                 "kl": losses.kl_divergence(out.mu, out.log_var)}
+        terms.update(self.extra_losses(batch, out))
+        terms["loss"] = losses.total_loss(terms["rec"], terms["kl"], terms.get("flow", 0.0),
+                                          self.config.beta, self.config.flow_weight)
+        return terms, out
+
+    def extra_losses(self, batch, out: FlowOutput) -> dict:
+        return {}
+
+    def _report(self, terms: dict) -> dict:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            terms, _ = self.compute_losses(data, training=True)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(terms["loss"], variables), variables))
+        return self._report(terms)
+
+    def test_step(self, data):
+        terms, _ = self.compute_losses(data, training=False)
+        return self._report(terms)
+
+
+class FVAE(_PairAutoencoder):
+    """Flow VAE: `x_hat = S(x_s, D(z, x_s))`, z from E(x_t); loss eq. 1."""
+
+    loss_names = ("loss", "rec", "kl", "flow")
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        self.decoder = FlowDecoder(config)
+
+    def decode(self, z, source, training=False):
+        coords = self.decoder((z, source), training=training)
+        return sampler.bilinear_sample(source, coords), coords
+
+    def extra_losses(self, batch, out: FlowOutput) -> dict:
+        return {"flow": losses.flow_coherence(out.coords, batch["target"],
+                                              self.config.coherence_sigma,
+                                              self.config.coherence_window)}
+
+    def decode_flow(self, z: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+        """Inference: D(z, x_s), [B, H, W, 2] normalized sampling coordinates."""
+        return self.decoder((z, source), training=False)
+
+    def warp(self, source: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+        """Inference: S(x_s, D(z, x_s)), [B, H, W, 3]."""
+        return sampler.bilinear_sample(source, self.decode_flow(z, source))
+
+
+class VAE(_PairAutoencoder):
+    """The paper's VAE baseline: same architecture, the decoder predicts RGB."""
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        self.decoder = PixelDecoder(config)
+
+    def decode(self, z, source, training=False):
+        return self.decoder((z, source), training=training), None
+
+    def generate(self, source: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+        """Inference: the decoded image for latent z, [B, H, W, 3]."""
+        return self.decoder((z, source), training=False)
+
+
+class ConfidenceModel(keras.Model):
+    """Stage two (paper 3.2): trains M on eq. 7's labels with E and D frozen."""
+
+    def __init__(self, fvae: FVAE, **kwargs):
+        super().__init__(**kwargs)
+        self.fvae = fvae
+        self.fvae.trainable = False
+        self.mask_net = MaskNet(fvae.config)
+        self.tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.tracker]
+
+    def build_for_inference(self) -> None:
+        """Creates every variable by one pass on zeros (needed before restoring)."""
+        zeros = tf.zeros([1, self.fvae.config.image_size, self.fvae.config.image_size, 3])
+        self.compute_loss_and_outputs({"source": zeros, "target": zeros}, training=False)
+
+    def confidence(self, source: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+        """Inference: M(x_s, z), [B, H, W, 1] in (0, 1)."""
+        return self.mask_net((source, z), training=False)
+
+    def compute_loss_and_outputs(self, batch, training: bool):
+        """Returns (eq. 8 loss, confidence, eq. 7 label, warped)."""
+        z = self.fvae.encode(batch["target"])
+        warped = self.fvae.warp(batch["source"], z)
+        label = losses.mask_label(batch["target"], warped, self.fvae.config.mask_label_norm)
+        confidence = self.mask_net((batch["source"], z), training=training)
+        return losses.mask_loss(confidence, label), confidence, label, warped
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss_and_outputs(data, training=True)[0]
+        variables = self.mask_net.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.tracker.update_state(loss)
+        return {"loss": self.tracker.result()}
+
+    def test_step(self, data):
+        self.tracker.update_state(self.compute_loss_and_outputs(data, training=False)[0])
+        return {"loss": self.tracker.result()}

@@ -1,0 +1,195 @@
+"""The FVAE networks (paper section 5.3): E, D, M and the VAE baseline's decoder.
+
+DCGAN spirit: the encoder's stride-2 convolutions double the channels as the
+spatial size halves; the decoders upsample with nearest neighbour and halve
+the channels as the size doubles. Batch norm follows every convolution except
+the last two layers before an output; weights start from a truncated normal
+with stddev 0.01 (`config.init_stddev`).
+
+The decoders are conditioned on the source image `x_s` (SPEC): a convolutional
+branch of their own extracts source features, concatenated with the projected
+`z` at the bottleneck and, with `config.source_skips`, at every scale on the
+way up. `z` carries the target expression; the source carries identity.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fvae_tf import sampler
+from fvae_tf.config import FVAEConfig
+
+
+def _initializer(config: FVAEConfig):
+    return keras.initializers.TruncatedNormal(stddev=config.init_stddev, seed=None)
+
+
+def _conv(config: FVAEConfig, filters: int, kernel: int, strides: int = 1, name=None):
+    return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
+                               kernel_initializer=_initializer(config), name=name)
+
+
+class ConvBlock(keras.layers.Layer):
+    """Convolution, optional batch norm, activation."""
+
+    def __init__(self, config: FVAEConfig, filters: int, kernel: int, strides: int = 1,
+                 batch_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = _conv(config, filters, kernel, strides)
+        self.norm = keras.layers.BatchNormalization() if batch_norm else None
+        self.activation = keras.layers.Activation(config.activation)
+
+    def call(self, x, training=False):
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        return self.activation(x)
+
+
+def attach(owner: keras.layers.Layer, prefix: str, layers: list) -> int:
+    """Attaches `layers` as attributes `prefix_0, prefix_1, ...`; returns their count.
+
+    Keras 3 keeps a list attribute as a TrackedList that `tf.train.Checkpoint`
+    does not see: batch-norm statistics of layers held in a list are silently
+    left out of checkpoints. Attributes are tracked.
+    """
+    for i, layer in enumerate(layers):
+        setattr(owner, f"{prefix}_{i}", layer)
+    return len(layers)
+
+
+def attached(owner: keras.layers.Layer, prefix: str, count: int) -> list:
+    """The layers that `attach` stored, in order."""
+    return [getattr(owner, f"{prefix}_{i}") for i in range(count)]
+
+
+def level_channels(config: FVAEConfig, level: int) -> int:
+    """Channels at `level` halvings below full resolution."""
+    return config.base_channels * 2 ** level
+
+
+class DownPath(keras.layers.Layer):
+    """First convolution at full size, then one stride-2 block per level.
+
+    Returns the feature map of every scale, full resolution first.
+    """
+
+    def __init__(self, config: FVAEConfig, last_batch_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        levels = config.num_levels
+        blocks = [ConvBlock(config, config.base_channels, config.edge_kernel_size)]
+        for level in range(1, levels + 1):
+            blocks.append(ConvBlock(
+                config, level_channels(config, level), config.kernel_size, strides=2,
+                batch_norm=last_batch_norm or level < levels))
+        self.num_blocks = attach(self, "block", blocks)
+
+    @property
+    def blocks(self) -> list:
+        return attached(self, "block", self.num_blocks)
+
+    def call(self, x, training=False):
+        features = []
+        for block in self.blocks:
+            x = block(x, training=training)
+            features.append(x)
+        return features
+
+
+class Encoder(keras.Model):
+    """`E(x) -> (mu, log_var)`, each [B, latent_dim] (eq. 2)."""
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(**kwargs)
+        # The last convolution and the dense heads are the two layers before
+        # the output: no batch norm there.
+        self.down = DownPath(config, last_batch_norm=False)
+        self.flatten = keras.layers.Flatten()
+        self.mu = keras.layers.Dense(config.latent_dim, kernel_initializer=_initializer(config))
+        self.log_var = keras.layers.Dense(config.latent_dim, kernel_initializer=_initializer(config))
+
+    def call(self, x, training=False):
+        h = self.flatten(self.down(x, training=training)[-1])
+        return self.mu(h), self.log_var(h)
+
+
+class ConditionedDecoder(keras.Model):
+    """`(z, x_s) -> [B, H, W, out_channels]`, before the output activation."""
+
+    def __init__(self, config: FVAEConfig, out_channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        levels = config.num_levels
+        size = config.bottleneck_size
+        top = level_channels(config, levels)
+        self.source_path = DownPath(config)
+        self.project = keras.layers.Dense(size * size * top, kernel_initializer=_initializer(config))
+        self.reshape = keras.layers.Reshape((size, size, top))
+        self.project_norm = keras.layers.BatchNormalization()
+        self.project_activation = keras.layers.Activation(config.activation)
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
+        # Level 0 (full resolution) is the second-to-last layer: no batch norm.
+        self.num_up_blocks = attach(self, "up_block", [
+            ConvBlock(config, level_channels(config, level), config.kernel_size,
+                      batch_norm=level > 0)
+            for level in reversed(range(levels))
+        ])
+        self.output_conv = _conv(config, out_channels, config.edge_kernel_size)
+
+    @property
+    def up_blocks(self) -> list:
+        return attached(self, "up_block", self.num_up_blocks)
+
+    def call(self, inputs, training=False):
+        z, source = inputs
+        features = self.source_path(source, training=training)
+        h = self.project_activation(self.project_norm(self.reshape(self.project(z)),
+                                                      training=training))
+        h = keras.ops.concatenate([h, features[-1]], axis=-1)
+        for block, skip in zip(self.up_blocks, reversed(features[:-1])):
+            h = block(self.upsample(h), training=training)
+            if self.config.source_skips:
+                h = keras.ops.concatenate([h, skip], axis=-1)
+        return self.output_conv(h)
+
+
+class FlowDecoder(keras.Model):
+    """`D(z, x_s) -> coords` [B, H, W, 2], absolute normalized sampling coordinates.
+
+    The output is tanh of the last convolution plus a fixed per-pixel bias,
+    atanh of the identity grid: at initialisation (tiny weights) the flow is
+    the identity warp rather than "everything reads the centre pixel", and the
+    output remains tanh-bounded absolute coordinates as the paper has it.
+    """
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.body = ConditionedDecoder(config, 2)
+        grid = sampler.identity_grid(config.image_size, config.image_size).numpy()
+        self.identity_logits = tf.constant(np.arctanh(grid), tf.float32)
+
+    def call(self, inputs, training=False):
+        return keras.ops.tanh(self.body(inputs, training=training) + self.identity_logits)
+
+
+class MaskNet(keras.Model):
+    """`M(x_s, z) -> confidence` [B, H, W, 1] in (0, 1). It never sees the target."""
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.body = ConditionedDecoder(config, 1)
+
+    def call(self, inputs, training=False):
+        source, z = inputs
+        return keras.ops.sigmoid(self.body((z, source), training=training))
+
+
+class PixelDecoder(keras.Model):
+    """The VAE baseline's decoder: same architecture, RGB out in [-1, 1]."""
+
+    def __init__(self, config: FVAEConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.body = ConditionedDecoder(config, 3)
+
+    def call(self, inputs, training=False):
+        return keras.ops.tanh(self.body(inputs, training=training))

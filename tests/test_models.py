@@ -1,0 +1,112 @@
+"""Network tests: shapes, ranges, batch-norm placement, init, pinned sizes, checkpoints."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fvae_tf import config as config_lib
+from fvae_tf import fvae, models, sampler
+
+TINY = config_lib.get_config("tiny")
+
+
+def _images(n=2, size=64, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype(np.float32)
+
+
+def test_every_preset_is_valid_and_documented():
+    source = open(config_lib.__file__).read()
+    for field in dataclasses.fields(config_lib.FVAEConfig):
+        line = next(l for l in source.splitlines() if l.strip().startswith(f"{field.name}:"))
+        assert "#" in line, f"config field {field.name} has no comment"
+    for name in config_lib.preset_names():
+        assert config_lib.get_config(name).num_levels >= 1
+    with pytest.raises(ValueError, match="known presets"):
+        config_lib.get_config("nope")
+    with pytest.raises(ValueError, match="unknown config fields"):
+        config_lib.get_config("tiny", learning_rat=1.0)
+    with pytest.raises(ValueError, match="power of two"):
+        config_lib.get_config("tiny", image_size=48)
+
+
+def test_shapes_and_value_ranges():
+    x = _images()
+    z = np.random.default_rng(1).normal(size=(2, TINY.latent_dim)).astype(np.float32)
+    mu, log_var = models.Encoder(TINY)(x)
+    assert mu.shape == log_var.shape == (2, TINY.latent_dim)
+    coords = models.FlowDecoder(TINY)((z, x)).numpy()
+    assert coords.shape == (2, 64, 64, 2) and np.all(np.abs(coords) < 1)
+    mask = models.MaskNet(TINY)((x, z)).numpy()
+    assert mask.shape == (2, 64, 64, 1) and np.all((mask > 0) & (mask < 1))
+    rgb = models.PixelDecoder(TINY)((z, x)).numpy()
+    assert rgb.shape == (2, 64, 64, 3) and np.all(np.abs(rgb) <= 1)
+
+
+def test_flow_decoder_starts_at_the_identity_warp():
+    x = _images()
+    z = np.zeros((2, TINY.latent_dim), np.float32)
+    coords = models.FlowDecoder(TINY)((z, x)).numpy()
+    identity = sampler.identity_grid(64, 64).numpy()
+    assert np.max(np.abs(coords - identity)) < 0.05
+
+
+def test_batch_norm_everywhere_but_the_last_two_layers():
+    encoder = models.Encoder(TINY)
+    decoder = models.FlowDecoder(TINY)
+    encoder(_images(1))
+    decoder((np.zeros((1, TINY.latent_dim), np.float32), _images(1)))
+    down = [block.norm is not None for block in encoder.down.blocks]
+    assert down == [True] * TINY.num_levels + [False]  # last conv before the dense heads
+    up = [block.norm is not None for block in decoder.body.up_blocks]
+    assert up == [True] * (TINY.num_levels - 1) + [False]  # last conv before the output conv
+    assert all(b.norm is not None for b in decoder.body.source_path.blocks)
+    # The output layers themselves are plain convolutions / dense layers.
+    assert isinstance(decoder.body.output_conv, keras.layers.Conv2D)
+    n_bn = sum(isinstance(l, keras.layers.BatchNormalization) for l in decoder._flatten_layers())
+    assert n_bn == (TINY.num_levels + 1) + 1 + (TINY.num_levels - 1)
+
+
+def test_truncated_normal_init_stddev():
+    cfg = config_lib.get_config("tiny", base_channels=32)
+    encoder = models.Encoder(cfg)
+    encoder(_images(1))
+    kernel = encoder.down.blocks[-1].conv.kernel.numpy().ravel()  # 5x5x128x256 values
+    # A normal truncated at 2 stddev has stddev 0.8796 * stddev.
+    assert np.std(kernel) == pytest.approx(0.8796 * cfg.init_stddev, rel=0.03)
+    assert np.max(np.abs(kernel)) <= 2 * cfg.init_stddev + 1e-7
+
+
+def test_paper_preset_parameter_counts_are_pinned():
+    model = fvae.FVAE(config_lib.get_config("paper"))
+    model.build_for_inference()
+    assert model.encoder.count_params() == 12_745_408
+    assert model.decoder.count_params() == 17_269_794
+
+
+def test_checkpoint_round_trip_model_and_optimizer(tmp_path):
+    batch = {"source": _images(4, seed=2), "target": _images(4, seed=3)}
+
+    def make():
+        model = fvae.FVAE(TINY)
+        model.build_for_inference()
+        optimizer = keras.optimizers.Adam(1e-3, beta_1=0.5, clipvalue=1.0)
+        optimizer.build(model.trainable_variables)
+        model.compile(optimizer=optimizer)
+        return model, optimizer
+
+    model, optimizer = make()
+    model.train_step(batch)
+    path = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "ckpt"))
+
+    restored, restored_optimizer = make()
+    tf.train.Checkpoint(model=restored, optimizer=restored_optimizer).restore(path).assert_consumed()
+    assert int(restored_optimizer.iterations) == 1
+    z = model.encode(batch["target"])
+    np.testing.assert_array_equal(restored.encode(batch["target"]).numpy(), z.numpy())
+    np.testing.assert_array_equal(restored.warp(batch["source"], z).numpy(),
+                                  model.warp(batch["source"], z).numpy())
+    for a, b in zip(optimizer.variables, restored_optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -1,0 +1,124 @@
+"""Sampler tests against cv2.remap, hand numbers and numerical gradients."""
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fvae_tf import sampler
+
+BORDERS = {
+    "clamp": dict(borderMode=cv2.BORDER_REPLICATE),
+    "zeros": dict(borderMode=cv2.BORDER_CONSTANT, borderValue=0),
+}
+
+
+def remap_oracle(image, coords, border, align_corners=False):
+    """cv2.remap with the pixel maps that the stated convention prescribes."""
+    h, w = image.shape[:2]
+    if align_corners:
+        map_x = (coords[..., 0] + 1) * (w - 1) / 2
+        map_y = (coords[..., 1] + 1) * (h - 1) / 2
+    else:
+        map_x = ((coords[..., 0] + 1) * w - 1) / 2
+        map_y = ((coords[..., 1] + 1) * h - 1) / 2
+    out = cv2.remap(image, map_x.astype(np.float32), map_y.astype(np.float32),
+                    cv2.INTER_LINEAR, **BORDERS[border])
+    return out.reshape(coords.shape[:2] + (image.shape[2],))
+
+
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("src_size,out_size", [((13, 17), (13, 17)), ((40, 36), (10, 9)),
+                                               ((64, 64), (64, 64))])
+def test_matches_cv2_remap(border, align_corners, src_size, out_size):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (8,) + src_size + (3,)).astype(np.float32)
+    # Range [-1.3, 1.3] puts a good share of points outside the image.
+    coords = rng.uniform(-1.3, 1.3, (8,) + out_size + (2,)).astype(np.float32)
+    got = sampler.bilinear_sample(images, coords, border, align_corners).numpy()
+    for b in range(8):
+        want = remap_oracle(images[b], coords[b], border, align_corners)
+        np.testing.assert_allclose(got[b], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+@pytest.mark.parametrize("height,width", [(7, 11), (333, 500), (1350, 1024)])
+def test_identity_grid_reproduces_input_exactly(align_corners, border, height, width):
+    images = np.random.default_rng(1).uniform(-1, 1, (1, height, width, 3)).astype(np.float32)
+    grid = sampler.identity_grid(height, width, align_corners)[None]
+    out = sampler.bilinear_sample(images, grid, border, align_corners).numpy()
+    np.testing.assert_array_equal(out, images)
+
+
+def test_identity_grid_pixel_centres():
+    grid = sampler.identity_grid(2, 4).numpy()
+    np.testing.assert_allclose(grid[0, :, 0], [-0.75, -0.25, 0.25, 0.75])
+    np.testing.assert_allclose(grid[:, 0, 1], [-0.5, 0.5])
+    grid = sampler.identity_grid(2, 4, align_corners=True).numpy()
+    np.testing.assert_allclose(grid[0, :, 0], [-1, -1 / 3, 1 / 3, 1], rtol=1e-6)
+
+
+def test_half_pixel_case_by_hand():
+    # 2x2 image; the point halfway between all four pixel centres is (0, 0)
+    # with align_corners=False, and reads their mean.
+    image = np.array([[[1.0], [2.0]], [[3.0], [5.0]]], np.float32)[None]
+    out = sampler.bilinear_sample(image, np.zeros((1, 1, 1, 2), np.float32)).numpy()
+    assert out.item() == pytest.approx((1 + 2 + 3 + 5) / 4)
+    # A quarter of a pixel right of pixel (0, 0)'s centre: px = 0.25, py = 0.
+    x = (2 * 0.25 + 1) / 2 - 1
+    y = (2 * 0.0 + 1) / 2 - 1
+    out = sampler.bilinear_sample(image, np.array([[[[x, y]]]], np.float32)).numpy()
+    assert out.item() == pytest.approx(0.75 * 1 + 0.25 * 2)
+    # Outside by half a pixel to the left: clamp reads the edge, zeros blends with 0.
+    x = (2 * -0.5 + 1) / 2 - 1
+    point = np.array([[[[x, y]]]], np.float32)
+    assert sampler.bilinear_sample(image, point, "clamp").numpy().item() == pytest.approx(1.0)
+    assert sampler.bilinear_sample(image, point, "zeros").numpy().item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_upsample_identity_field_samples_4x_source_exactly(align_corners):
+    big = np.random.default_rng(2).uniform(-1, 1, (2, 64, 48, 3)).astype(np.float32)
+    small_identity = np.tile(sampler.identity_grid(16, 12, align_corners)[None], [2, 1, 1, 1])
+    up = sampler.upsample_flow(small_identity, (64, 48), align_corners)
+    np.testing.assert_allclose(up[0], sampler.identity_grid(64, 48, align_corners), atol=1e-6)
+    out = sampler.bilinear_sample(big, up, align_corners=align_corners).numpy()
+    np.testing.assert_allclose(out, big, atol=1e-5)
+
+
+def test_upsample_constant_shift_stays_constant():
+    shift = np.array([0.1, -0.05], np.float32)
+    coords = sampler.identity_grid(8, 8)[None] + shift
+    up = sampler.upsample_flow(coords, (32, 32)).numpy()
+    np.testing.assert_allclose(up - sampler.identity_grid(32, 32).numpy(), np.broadcast_to(shift, up.shape), atol=1e-6)
+
+
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+def test_gradients_match_numerical(border):
+    rng = np.random.default_rng(3)
+    images = tf.constant(rng.uniform(-1, 1, (1, 5, 6, 2)), tf.float64)
+    # Keep points at non-integer pixel positions, where the kernel is smooth.
+    px = rng.uniform(0.2, 0.8, (1, 4, 3, 2)) + rng.integers(-1, 5, (1, 4, 3, 2))
+    size = np.array([6, 5], np.float64)
+    coords = tf.constant((2 * px + 1) / size - 1, tf.float64)
+
+    theoretical, numerical = tf.test.compute_gradient(
+        lambda im: sampler.bilinear_sample(im, coords, border), [images])
+    np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-6)
+    theoretical, numerical = tf.test.compute_gradient(
+        lambda c: sampler.bilinear_sample(images, c, border), [coords])
+    np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-5)
+
+
+def test_keras_layer_and_tf_function_agree():
+    rng = np.random.default_rng(4)
+    images = rng.uniform(-1, 1, (1, 9, 9, 3)).astype(np.float32)
+    coords = rng.uniform(-1, 1, (1, 5, 5, 2)).astype(np.float32)
+    layer = sampler.BilinearSampler(border="zeros")
+    eager = layer([images, coords]).numpy()
+    compiled = tf.function(sampler.bilinear_sample)(images, coords, "zeros").numpy()
+    np.testing.assert_allclose(eager, compiled, atol=1e-6)
+    np.testing.assert_allclose(eager[0], remap_oracle(images[0], coords[0], "zeros"), atol=1e-5)
+    assert sampler.BilinearSampler.from_config(layer.get_config()).border is sampler.Border.ZEROS
