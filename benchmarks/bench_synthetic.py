@@ -1,0 +1,86 @@
+"""Speed of the synthetic faces on one core: drawing, rendering, ground truth, writing.
+
+    python -m benchmarks.bench_synthetic [--identities 4] [--repeats 3]
+
+Rendering uses the Multi-PIE images' settings (pose and lighting jitter) and
+excludes drawing the identities, which happens once per person and size and
+is reported on its own. The write rate is `write_dataset` end to end (both
+sizes, PNGs, landmark and truth files, pictures) per image written. OpenCV
+and BLAS are held to one thread; rates are per CPU second of this process
+(what one core delivers, whatever else the machine runs), wall-clock rates
+in brackets.
+"""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy loads its BLAS
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from fvae_tf import synthetic, synthetic_dataset  # noqa: E402
+from fvae_tf.expressions import EXPRESSIONS  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("identities", 4, "People per measurement.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Renders of each (person, expression) per size.", lower_bound=1)
+
+
+class _Timer:
+    """CPU and wall seconds of a `with` block."""
+
+    def __enter__(self):
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu = time.process_time() - self._cpu
+        self.wall = time.perf_counter() - self._wall
+
+    def rate(self, count: int) -> str:
+        return (f"{count / self.cpu:7.1f}/s CPU, {1000 * self.cpu / count:6.2f} ms each "
+                f"[wall {count / self.wall:6.1f}/s]")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    cv2.setNumThreads(1)
+    people = [synthetic.make_identity(i) for i in range(FLAGS.identities)]
+    rng = np.random.default_rng(0)
+    print(f"{FLAGS.identities} identities x {len(EXPRESSIONS)} expressions, one core")
+    for size in (64, 256):
+        with _Timer() as timer:
+            for person in people:
+                person.layers(size)
+        print(f"draw identity  {size:3d} px: {timer.rate(len(people))}")
+
+        jobs = [(person, e, synthetic.random_pose(rng), synthetic.random_lighting(rng))
+                for person in people for e in EXPRESSIONS for _ in range(FLAGS.repeats)]
+        with _Timer() as timer:
+            renders = [synthetic.render(p, e, 1.0, size, pose=pose, lighting=light)
+                       for p, e, pose, light in jobs]
+        print(f"render         {size:3d} px: {timer.rate(len(jobs))} images")
+
+        pairs = [(renders[i].truth, renders[j].truth) for i in range(0, len(renders), FLAGS.repeats)
+                 for j in range(0, len(renders), FLAGS.repeats)
+                 if i != j and jobs[i][0] is jobs[j][0]]
+        with _Timer() as timer:
+            for source, target in pairs:
+                synthetic.pair_truth(source, target, size)
+        print(f"pair_truth     {size:3d} px: {timer.rate(len(pairs))} pairs")
+
+    config = synthetic_dataset.DatasetConfig(num_identities=FLAGS.identities)
+    with tempfile.TemporaryDirectory() as tmp, _Timer() as timer:
+        info = synthetic_dataset.write_dataset(os.path.join(tmp, "set"), config)
+    images = 2 * info["num_images_per_tree"]
+    print(f"write_dataset  {config.size} + {config.hr_size} px: {timer.rate(images)} images "
+          f"written ({images} images, {timer.wall:.1f} s)")
+
+
+if __name__ == "__main__":
+    app.run(main)

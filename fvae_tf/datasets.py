@@ -1,0 +1,514 @@
+"""Dataset readers, their aligned crops, the identity split and the ordered pairs.
+
+Every reader returns a list of `FaceImage`s: one photo with its identity and
+one of the six expression labels of `fvae_tf.expressions`. Readers only look
+at file names (and, for the synthetic set, the landmark files beside the
+images). `align_images` then turns them into aligned crops: by dlib detection
+and `fvae_tf.alignment`, by reusing `data_prep.align_faces`' output, or, for
+the synthetic set, by `fvae_tf.alignment` on the stored landmarks (the same
+canonical framing as real photos; `pair_ground_truth` maps the renders'
+truth through both crops' transforms).
+
+Sources and layouts:
+  * multipie: `ROOT/sessionSS/multiview/SSS/RR/05_1/SSS_SS_RR_051_II.png`,
+    camera 05_1, one illumination II; (session, recording) -> expression as in
+    `MULTIPIE_RECORDINGS` (SPEC, Data).
+  * synthetic: `fvae_tf.synthetic`'s output, the Multi-PIE layout with a
+    landmark file beside each image.
+  * london: `ROOT/neutral/NNN_03.jpg` and `ROOT/smiling/NNN_08.jpg`.
+  * folder: `ROOT/<identity>/<expression>/*.jpg|jpeg|png`, or a CSV manifest
+    with columns `path,identity,expression` (relative paths are relative to
+    the CSV's folder, which is then the root).
+
+Every image has a unique id: its path relative to the reader's root without
+the extension (`image_id`); `data_prep.align_faces` names its outputs after
+the same relative path (`ALIGNED/<id>.png`, `<id>_hr.png`, `<id>_align.json`),
+which is how alignments are reused.
+"""
+
+import csv
+import dataclasses
+import enum
+import itertools
+import json
+import multiprocessing
+import os
+import pathlib
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from fvae_tf import alignment, synthetic
+from fvae_tf.expressions import (
+    EXPRESSIONS,
+    MULTIPIE_CAMERA,
+    MULTIPIE_DEFAULT_ILLUMINATION,
+    MULTIPIE_RECORDINGS,
+)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_MULTIPIE_NAME = re.compile(r"^(\d{3})_(\d{2})_(\d{2})_(\d{3})_(\d{2})\.png$")
+_LONDON_NAME = re.compile(r"^(\d+)_\d+\.(jpe?g|png)$", re.IGNORECASE)
+_LONDON_FOLDERS = {"neutral": "neutral", "smiling": "smile"}
+
+
+class Source(str, enum.Enum):
+    """The dataset readers."""
+
+    SYNTHETIC = "synthetic"
+    LONDON = "london"
+    MULTIPIE = "multipie"
+    FOLDER = "folder"
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be read: `.path` names the file or folder, `.reason` says why."""
+
+    def __init__(self, path: pathlib.Path | str | None, reason: str):
+        super().__init__(f"{path}: {reason}" if path is not None else reason)
+        self.path = path
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FaceImage:
+    """One photo of a dataset.
+
+    Attributes:
+      path: the image file.
+      identity: the person, e.g. "001".
+      expression: one of `EXPRESSIONS`.
+      landmarks: float64 [68, 2] dlib landmarks in pixel coordinates of the
+        image when the dataset ships them (synthetic), else None.
+      extras: source-specific fields, e.g. Multi-PIE's session, recording and
+        illumination.
+    """
+
+    path: pathlib.Path
+    identity: str
+    expression: str
+    landmarks: np.ndarray | None = None
+    extras: dict = dataclasses.field(default_factory=dict)
+
+
+def image_id(image: FaceImage, root: pathlib.Path) -> str:
+    """The image's unique id: its path relative to `root`, POSIX, without extension.
+
+    A CSV may list photos outside its folder; their ids then start with "../".
+    """
+    return pathlib.PurePath(os.path.relpath(image.path, root)).with_suffix("").as_posix()
+
+
+def read_multipie(
+    root: pathlib.Path, illumination: int = MULTIPIE_DEFAULT_ILLUMINATION
+) -> list[FaceImage]:
+    """Reads Multi-PIE's frontal camera at one illumination.
+
+    Args:
+      root: the folder holding `session01` .. `session04`.
+      illumination: flash index 0-19.
+
+    Returns:
+      The images sorted by path; `extras` holds session, recording and
+      illumination (ints).
+
+    Raises:
+      DatasetError: a file name disagrees with its folders, a (session,
+        recording) is not one of Multi-PIE's, or no image matched.
+    """
+    root = pathlib.Path(root)
+    camera_dir = MULTIPIE_CAMERA
+    camera_code = MULTIPIE_CAMERA.replace("_", "")
+    images = []
+    seen_illuminations = set()
+    for path in sorted(root.glob(f"session*/multiview/*/*/{camera_dir}/*.png")):
+        match = _MULTIPIE_NAME.match(path.name)
+        if not match:
+            raise DatasetError(path, "not a Multi-PIE file name SSS_SS_RR_CCC_II.png")
+        subject, session, recording, camera, illum = match.groups()
+        recording_dir, subject_dir = path.parents[1], path.parents[2]
+        session_dir = path.parents[4]
+        if (camera != camera_code or recording_dir.name != recording
+                or subject_dir.name != subject or session_dir.name != f"session{session}"):
+            raise DatasetError(path, "file name disagrees with its folders "
+                               "sessionSS/multiview/SSS/RR/05_1")
+        seen_illuminations.add(int(illum))
+        if int(illum) != illumination:
+            continue
+        key = (int(session), int(recording))
+        if key not in MULTIPIE_RECORDINGS:
+            raise DatasetError(path, f"session {key[0]} has no recording {key[1]} in Multi-PIE")
+        images.append(FaceImage(
+            path=path, identity=subject, expression=MULTIPIE_RECORDINGS[key],
+            extras={"session": key[0], "recording": key[1], "illumination": int(illum)}))
+    if not images:
+        found = ", ".join(f"{i:02d}" for i in sorted(seen_illuminations)) or "none"
+        raise DatasetError(root, f"no camera {MULTIPIE_CAMERA} image with illumination "
+                           f"{illumination:02d} (illuminations found: {found}); expected "
+                           "sessionSS/multiview/SSS/RR/05_1/SSS_SS_RR_051_II.png under it")
+    return images
+
+
+def read_synthetic(root: pathlib.Path) -> list[FaceImage]:
+    """Reads the synthetic set: Multi-PIE layout plus stored landmarks.
+
+    Args:
+      root: a folder written by `fvae_tf.synthetic`.
+
+    Returns:
+      The images sorted by path, with `landmarks` filled in.
+
+    Raises:
+      DatasetError: as `read_multipie`, or a landmark file is missing.
+    """
+    images = read_multipie(root, illumination=synthetic.ILLUMINATION)
+    out = []
+    for image in images:
+        try:
+            landmarks = synthetic.load_landmarks(image.path)
+        except (OSError, ValueError) as e:
+            raise DatasetError(image.path, f"cannot read its landmarks: {e}") from None
+        out.append(dataclasses.replace(image, landmarks=landmarks))
+    return out
+
+
+def read_london(root: pathlib.Path) -> list[FaceImage]:
+    """Reads the Face Research Lab London Set (neutral and smiling).
+
+    Args:
+      root: the folder holding `neutral/NNN_03.jpg` and `smiling/NNN_08.jpg`.
+
+    Returns:
+      The images sorted by path; identity is NNN, expression "neutral" or
+      "smile".
+
+    Raises:
+      DatasetError: a folder is missing, or an image's name is not NNN_XX.jpg.
+    """
+    root = pathlib.Path(root)
+    images = []
+    for folder, expression in _LONDON_FOLDERS.items():
+        if not (root / folder).is_dir():
+            raise DatasetError(root / folder, "missing; expected neutral/ and smiling/ folders")
+        for path in sorted(_image_files(root / folder)):
+            match = _LONDON_NAME.match(path.name)
+            if not match:
+                raise DatasetError(path, "not a London-set name NNN_XX.jpg")
+            images.append(FaceImage(path=path, identity=match.group(1), expression=expression))
+    return images
+
+
+def read_folder(root: pathlib.Path, manifest_csv: pathlib.Path | None = None) -> list[FaceImage]:
+    """Reads a user's photos, laid out in folders or listed in a CSV.
+
+    Args:
+      root: `ROOT/<identity>/<expression>/*.jpg|jpeg|png`; ignored when
+        `manifest_csv` is given.
+      manifest_csv: optional CSV with a header `path,identity,expression`;
+        relative paths are relative to the CSV's folder, which is then the
+        root of the image ids.
+
+    Returns:
+      The images, sorted by path for folders, in CSV order for a CSV.
+
+    Raises:
+      DatasetError: an expression is not one of `EXPRESSIONS`, a listed file
+        is missing, a CSV column is missing, or there is no image at all.
+    """
+    if manifest_csv is not None:
+        return _read_csv(pathlib.Path(manifest_csv))
+    root = pathlib.Path(root)
+    images = []
+    for expression_dir in sorted(p for p in root.glob("*/*") if p.is_dir()
+                                 and not p.name.startswith(".")
+                                 and not p.parent.name.startswith(".")):
+        expression = _check_expression(expression_dir.name, expression_dir)
+        for path in sorted(_image_files(expression_dir)):
+            images.append(FaceImage(
+                path=path, identity=expression_dir.parent.name, expression=expression))
+    if not images:
+        raise DatasetError(root, "no image found; expected ROOT/<identity>/<expression>/*.jpg "
+                           f"with <expression> one of {', '.join(EXPRESSIONS)}")
+    return images
+
+
+def _read_csv(manifest_csv: pathlib.Path) -> list[FaceImage]:
+    """Reads a folder-source CSV manifest (see `read_folder`)."""
+    try:
+        with open(manifest_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise DatasetError(manifest_csv, f"cannot read: {e.strerror}") from None
+    missing = {"path", "identity", "expression"} - set(rows[0] if rows else {})
+    if missing:
+        raise DatasetError(manifest_csv, f"needs a header path,identity,expression "
+                           f"(missing: {', '.join(sorted(missing))}) and at least one row")
+    images = []
+    for line, row in enumerate(rows, start=2):
+        path = manifest_csv.parent / row["path"]
+        where = f"{manifest_csv} line {line}"
+        if not path.is_file():
+            raise DatasetError(where, f"image {path} does not exist")
+        images.append(FaceImage(path=path, identity=row["identity"],
+                                expression=_check_expression(row["expression"], where)))
+    return images
+
+
+def _check_expression(name: str, where: pathlib.Path | str) -> str:
+    if name not in EXPRESSIONS:
+        raise DatasetError(where, f"unknown expression {name!r}; "
+                           f"known expressions: {', '.join(EXPRESSIONS)}")
+    return name
+
+
+def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    return [p for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+
+
+def read_dataset(
+    source: Source | str,
+    root: pathlib.Path,
+    *,
+    illumination: int = MULTIPIE_DEFAULT_ILLUMINATION,
+    manifest_csv: pathlib.Path | None = None,
+) -> list[FaceImage]:
+    """Dispatches to the reader of `source` (see the module docstring)."""
+    source = Source(source)
+    if source is Source.MULTIPIE:
+        return read_multipie(root, illumination)
+    if source is Source.SYNTHETIC:
+        return read_synthetic(root)
+    if source is Source.LONDON:
+        return read_london(root)
+    return read_folder(root, manifest_csv)
+
+
+def split_identities(
+    identities: list[str], val_fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """Splits identities into train and validation, seeded (SPEC: 80/20 by identity).
+
+    The validation set gets round(n * val_fraction) identities, at least one
+    when val_fraction > 0 and there are two or more identities, and never all.
+
+    Args:
+      identities: the identities (duplicates and order do not matter).
+      val_fraction: in [0, 1).
+      seed: the permutation seed; the same seed gives the same split.
+
+    Returns:
+      (train, val), each sorted.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    unique = sorted(set(identities))
+    num_val = round(len(unique) * val_fraction)
+    if val_fraction > 0 and len(unique) >= 2:
+        num_val = min(max(num_val, 1), len(unique) - 1)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    val = sorted(unique[i] for i in order[:num_val])
+    train = sorted(unique[i] for i in order[num_val:])
+    return train, val
+
+
+def ordered_pairs(images: list[FaceImage]) -> list[tuple[int, int]]:
+    """Every ordered pair of two images of one identity with different expressions.
+
+    Args:
+      images: any list of images.
+
+    Returns:
+      (source index, target index) pairs into `images`, in a fixed order.
+    """
+    by_identity: dict[str, list[int]] = {}
+    for i, image in enumerate(images):
+        by_identity.setdefault(image.identity, []).append(i)
+    return [(s, t) for indices in by_identity.values()
+            for s, t in itertools.permutations(indices, 2)
+            if images[s].expression != images[t].expression]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AlignedImage:
+    """A dataset image aligned onto the canonical template.
+
+    Attributes:
+      image: the dataset image.
+      image_id: its unique id (`image_id`).
+      crop: uint8 [size, size, 3] RGB.
+      crop_hr: uint8 [hr_size, hr_size, 3] RGB, the same crop at high resolution.
+      landmarks: float64 [68, 2], normalized crop coordinates (x, y).
+      transform: float64 [2, 3], photo pixels -> normalized crop coordinates
+        (`alignment.AlignedFace.transform`).
+    """
+
+    image: FaceImage
+    image_id: str
+    crop: np.ndarray
+    crop_hr: np.ndarray
+    landmarks: np.ndarray
+    transform: np.ndarray
+
+
+class Failure(NamedTuple):
+    """An image left out, and why (for a person)."""
+
+    path: str
+    reason: str
+
+
+def _align_one(path: pathlib.Path, landmarks: np.ndarray | None, size: int, hr_size: int
+               ) -> tuple[np.ndarray, ...] | str:
+    """Loads and aligns one photo (detecting landmarks unless given).
+
+    Returns:
+      (crop, crop_hr, landmarks in normalized crop coords, transform), or the
+      reason the photo cannot be aligned.
+    """
+    try:
+        image = alignment.load_image(path)
+        if landmarks is None:
+            landmarks = alignment.detect_landmarks(image)
+        face = alignment.align_face(image, landmarks, size, hr_size)
+    except alignment.InputError as e:
+        return e.reason
+    return face.crop, face.crop_hr, face.landmarks_aligned, face.transform
+
+
+def _align_job(job: tuple) -> tuple[int, tuple[np.ndarray, ...] | str]:
+    """`_align_one` for a pool: (index, *arguments) -> (index, result)."""
+    return job[0], _align_one(*job[1:])
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # the processes already use every core
+
+
+def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: int
+                  ) -> tuple[np.ndarray, ...] | str:
+    """Reads `data_prep.align_faces`' outputs for one image, as `_align_one` returns them."""
+    stem = aligned_dir / image_id
+    json_path = stem.with_name(stem.name + "_align.json")
+    if not json_path.is_file():
+        return f"no {json_path} (align_faces did not align it, or another input folder)"
+    try:
+        info = json.loads(json_path.read_text())
+        sizes = info["crop_size"], info["crop_hr_size"]
+        landmarks = np.asarray(info["landmarks_aligned"], np.float64).reshape(68, 2)
+        transform = np.asarray(info["transform"], np.float64).reshape(2, 3)
+        if sizes != (size, hr_size):
+            return (f"aligned at {sizes[0]}/{sizes[1]} px, this build wants {size}/{hr_size}; "
+                    "re-run align_faces with matching --size/--hr_size")
+    except (json.JSONDecodeError, KeyError, ValueError) as e:
+        return f"unreadable {json_path}: {e}"
+    crops = []
+    for path in (stem.with_name(stem.name + ".png"), stem.with_name(stem.name + "_hr.png")):
+        # cv2 rather than alignment.load_image: crops may be below its photo minimum.
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            return f"cannot read {path}"
+        crops.append(bgr[..., ::-1].copy())
+    crop, crop_hr = crops
+    if crop.shape[:2] != (size, size) or crop_hr.shape[:2] != (hr_size, hr_size):
+        return f"crops under {stem} are not {size} and {hr_size} px square"
+    return crop, crop_hr, landmarks, transform
+
+
+def align_images(
+    images: list[FaceImage],
+    root: pathlib.Path,
+    *,
+    size: int = 64,
+    hr_size: int = 256,
+    aligned_dir: pathlib.Path | None = None,
+    num_workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[AlignedImage], list[Failure]]:
+    """Aligned crops of every image that can be aligned.
+
+    Three routes: with `aligned_dir`, `data_prep.align_faces`' outputs are
+    read back; images that carry landmarks (the synthetic set) are aligned on
+    them without detection; otherwise each photo is loaded, its landmarks
+    detected (dlib, largest face) and aligned, in `num_workers` processes.
+
+    Args:
+      images: from a reader.
+      root: the reader's root, for `image_id`.
+      size: side of the training crops.
+      hr_size: side of the high-resolution crops.
+      aligned_dir: `data_prep.align_faces --output_dir` run on `root`.
+      num_workers: processes for detection (1 runs in this process).
+      progress: called as progress(done, total) after each image.
+
+    Returns:
+      (aligned, failures), aligned in the order of `images`.
+    """
+    root = pathlib.Path(root)
+    ids = [image_id(image, root) for image in images]
+    results: list = [None] * len(images)
+
+    def report(done):
+        if progress is not None:
+            progress(done, len(images))
+
+    if aligned_dir is not None:
+        for i, image_id_ in enumerate(ids):
+            results[i] = _read_aligned(pathlib.Path(aligned_dir), image_id_, size, hr_size)
+            report(i + 1)
+    elif all(image.landmarks is not None for image in images) or num_workers <= 1:
+        for i, image in enumerate(images):
+            results[i] = _align_one(image.path, image.landmarks, size, hr_size)
+            report(i + 1)
+    else:
+        # spawn: children start clean instead of inheriting TensorFlow's and
+        # OpenCV's threads. Leaving the `with` (also on Ctrl-C) terminates them.
+        jobs = [(i, image.path, image.landmarks, size, hr_size) for i, image in enumerate(images)]
+        with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
+            for done, (i, result) in enumerate(pool.imap_unordered(_align_job, jobs), start=1):
+                results[i] = result
+                report(done)
+
+    aligned, failures = [], []
+    for image, image_id_, result in zip(images, ids, results):
+        if isinstance(result, str):
+            failures.append(Failure(str(image.path), result))
+        else:
+            aligned.append(AlignedImage(image, image_id_, *result))
+    return aligned, failures
+
+
+def pair_ground_truth(source: AlignedImage, target: AlignedImage, size: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The true target-to-source map of a synthetic pair, on the aligned crops' grids.
+
+    The renders' truth files are mapped through both alignment transforms, so
+    the result refers to the crops, not the renders.
+
+    Returns:
+      coords float32 [size, size, 2], normalized (x, y), target crop to source
+      crop; visibility float32 [size, size] in {0, 1}.
+
+    Raises:
+      DatasetError: a truth file is missing or unreadable.
+    """
+    try:
+        truth = synthetic.pair_truth_from_files(
+            source.image.path, target.image.path, size,
+            source_transform=source.transform, target_transform=target.transform)
+    except (OSError, ValueError) as e:
+        raise DatasetError(source.image.path, f"cannot read the pair's ground truth: {e}") from None
+    return truth.coords, truth.visibility
+
+
+def alignment_description(source: Source | str, aligned_dir: pathlib.Path | str | None) -> str:
+    """How `align_images` made the crops, for the manifest."""
+    if aligned_dir is not None:
+        return f"reused data_prep.align_faces output from {aligned_dir}"
+    if Source(source) is Source.SYNTHETIC:
+        return ("stored landmarks (no detection) + fvae_tf.alignment.align_face; ground truth "
+                "mapped through both crops' transforms")
+    return "dlib landmarks (largest face) + fvae_tf.alignment.align_face"

@@ -1,0 +1,270 @@
+"""Tests for records.build_dataset and the data_prep.build_dataset binary."""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fvae_tf import alignment, color_transfer, input_pipeline, records, synthetic
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIZE, HR = 16, 32
+
+
+def _london_with_alignments(tmp_path: pathlib.Path, identities: list[str]):
+    """A London-layout tree of placeholder photos plus align_faces-style crops.
+
+    Identity "005", if listed, has no alignment for its smile (align_faces
+    could not align it). Returns (input_dir, aligned_dir, crops by image id).
+    """
+    input_dir, aligned_dir = tmp_path / "london", tmp_path / "aligned"
+    rng = np.random.default_rng(0)
+    crops = {}
+    for identity in identities:
+        for folder, number in (("neutral", "03"), ("smiling", "08")):
+            image_id = f"{folder}/{identity}_{number}"
+            (input_dir / folder).mkdir(parents=True, exist_ok=True)
+            (input_dir / f"{image_id}.jpg").write_bytes(b"")
+            if identity == "005" and folder == "smiling":
+                continue
+            # Each image gets its own tint, so colour transfer has work to do.
+            tint = rng.uniform(0.3, 1.0, 3)
+            crop = (rng.integers(0, 256, (SIZE, SIZE, 3)) * tint).astype(np.uint8)
+            crop_hr = cv2.resize(crop, (HR, HR), interpolation=cv2.INTER_NEAREST)
+            stem = aligned_dir / image_id
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(f"{stem}.png", crop[..., ::-1])
+            cv2.imwrite(f"{stem}_hr.png", crop_hr[..., ::-1])
+            pathlib.Path(f"{stem}_align.json").write_text(json.dumps({
+                "crop_size": SIZE, "crop_hr_size": HR,
+                "landmarks_aligned": rng.uniform(-1, 1, (68, 2)).tolist(),
+                "transform": [[0.01, 0.0, -1.0], [0.0, 0.01, -1.0]]}))
+            crops[image_id] = (crop, crop_hr)
+    return input_dir, aligned_dir, crops
+
+
+def _config(input_dir, output_dir, aligned_dir, **kwargs) -> records.BuildConfig:
+    return records.BuildConfig(source="london", input_dir=str(input_dir),
+                               output_dir=str(output_dir), aligned_dir=str(aligned_dir),
+                               size=SIZE, hr_size=HR, val_fraction=0.4, shard_size=3,
+                               num_workers=1, **kwargs)
+
+
+def _read_all(output_dir, split):
+    manifest = records.read_manifest(output_dir)
+    spec = records.feature_spec(manifest)
+    files = records.shard_paths(output_dir, split, manifest)
+    return [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(files)]
+
+
+def test_build_splits_pairs_and_colour_transfers(tmp_path):
+    input_dir, aligned_dir, crops = _london_with_alignments(
+        tmp_path, ["001", "002", "003", "004", "005"])
+    out = tmp_path / "out"
+    manifest = records.build_dataset(_config(input_dir, out, aligned_dir))
+
+    train, val = manifest.splits["train"], manifest.splits["val"]
+    assert len(val.identities) == 2 and len(train.identities) == 3  # round(5 * 0.4)
+    assert sorted(train.identities + val.identities) == ["001", "002", "003", "004", "005"]
+    assert manifest.identities_without_pairs == ["005"]
+    assert [f["path"] for f in manifest.failures] == [str(input_dir / "smiling/005_08.jpg")]
+    # Two pairs (neutral->smile, smile->neutral) per identity with both images.
+    for split in (train, val):
+        with_pairs = [i for i in split.identities if i != "005"]
+        assert split.num_pairs == 2 * len(with_pairs)
+        assert split.pairs_per_expression == {"neutral->smile": len(with_pairs),
+                                              "smile->neutral": len(with_pairs)}
+    assert manifest.flags["seed"] == 0 and manifest.flags["val_fraction"] == 0.4
+    assert manifest.source == "london" and not manifest.has_ground_truth
+    assert json.loads((out / "manifest.json").read_text())["splits"]["val"]["identities"] == (
+        val.identities)
+
+    seen = set()
+    for split in ("train", "val"):
+        for example in _read_all(out, split):
+            source_id = example["source_id"].numpy().decode()
+            target_id = example["target_id"].numpy().decode()
+            identity = example["identity"].numpy().decode()
+            assert identity in manifest.splits[split].identities
+            assert source_id.split("/")[1][:3] == target_id.split("/")[1][:3] == identity
+            assert source_id.split("/")[0] != target_id.split("/")[0]
+            (src, src_hr), (tgt, tgt_hr) = crops[source_id], crops[target_id]
+            stored_source = tf.io.decode_png(example["source"]).numpy()
+            np.testing.assert_array_equal(tf.io.decode_png(example["target"]).numpy(), tgt)
+            np.testing.assert_array_equal(stored_source,
+                                          color_transfer.transfer_color(src, tgt))
+            np.testing.assert_array_equal(tf.io.decode_png(example["source_hr"]).numpy(),
+                                          color_transfer.transfer_color(src_hr, tgt_hr))
+            assert not np.array_equal(stored_source, src)
+            seen.add((source_id, target_id))
+    assert len(seen) == 8
+
+
+def test_build_is_reproducible_and_seeded(tmp_path):
+    identities = [f"{i:03d}" for i in range(1, 11)]
+    input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, identities)
+    a = records.build_dataset(_config(input_dir, tmp_path / "a", aligned_dir))
+    b = records.build_dataset(_config(input_dir, tmp_path / "b", aligned_dir))
+    c = records.build_dataset(_config(input_dir, tmp_path / "c", aligned_dir, seed=1))
+    assert a.splits["val"].identities == b.splits["val"].identities
+    assert a.splits["val"].identities != c.splits["val"].identities
+    for shard in a.splits["train"].shards:
+        assert ((tmp_path / "a" / shard.file).read_bytes()
+                == (tmp_path / "b" / shard.file).read_bytes())
+
+
+def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
+    input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003"])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(records.RecordsError, match="not empty.*--overwrite"):
+        records.build_dataset(_config(input_dir, out, aligned_dir))
+    (out / "train-00007-of-00009.tfrecord").write_bytes(b"old shard")
+    manifest = records.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    listed = {s.file for split in manifest.splits.values() for s in split.shards}
+    assert {p.name for p in out.iterdir()} == listed | {"manifest.json", "notes.txt"}
+
+
+def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
+    input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003", "004"])
+    out = tmp_path / "out"
+    records.build_dataset(_config(input_dir, out, aligned_dir))
+    serialize, calls = records.serialize_pair, []
+
+    def dying(pair):
+        calls.append(1)
+        if len(calls) == 4:  # the first pair of the second train shard
+            raise KeyboardInterrupt
+        return serialize(pair)
+
+    monkeypatch.setattr(records, "serialize_pair", dying)
+    with pytest.raises(KeyboardInterrupt):
+        records.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    # The old manifest went first, so neither old nor new shards are trusted.
+    with pytest.raises(records.RecordsError, match="not a finished dataset"):
+        input_pipeline.make_dataset(out, "train", 2)
+    monkeypatch.setattr(records, "serialize_pair", serialize)
+    manifest = records.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    assert not list(out.glob("*.tmp"))
+    batch = next(iter(input_pipeline.make_dataset(out, "train", 2)))
+    assert batch["source"].shape == (2, SIZE, SIZE, 3)
+    assert manifest.splits["train"].num_pairs == 4  # 2 of 4 identities, 2 pairs each
+
+
+def _run_binary(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "data_prep.build_dataset", *args],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_binary_reports_bad_input_without_traceback(tmp_path):
+    result = _run_binary("--source=multipie", f"--input_dir={tmp_path}",
+                         f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    assert "error:" in result.stderr and "illumination 07" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_binary_on_london_identities(london_dir, tmp_path):
+    input_dir = tmp_path / "london"
+    for folder, number in (("neutral", "03"), ("smiling", "08")):
+        (input_dir / folder).mkdir(parents=True)
+        for identity in ("001", "002", "003"):
+            shutil.copy(london_dir / folder / f"{identity}_{number}.jpg", input_dir / folder)
+    out = tmp_path / "out"
+    result = _run_binary("--source=london", f"--input_dir={input_dir}", f"--output_dir={out}",
+                         "--size=64", "--hr_size=128", "--num_workers=2")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout
+    manifest = records.read_manifest(out)
+    assert manifest.failures == []
+    assert manifest.splits["train"].num_pairs == 4 and manifest.splits["val"].num_pairs == 2
+    batch = next(iter(input_pipeline.make_dataset(out, "train", 4, with_hr=True, flip=False)))
+    assert batch["source_hr"].shape == (4, 128, 128, 3)
+    # Aligned faces: the eyes (template at y = -0.2) are darker than the cheeks
+    # below them, and the landmarks sit where the template puts them.
+    target = batch["target"].numpy()
+    assert target[:, 24:28, 16:48].mean() < target[:, 34:38, 16:48].mean()
+    np.testing.assert_allclose(batch["target_landmarks"].numpy()[:, 36:48, 1].mean(), -0.2,
+                               atol=0.05)
+
+
+# (session, recording) of three expressions in Multi-PIE's layout.
+_SYNTHETIC_RECORDINGS = {"neutral": (1, 1), "smile": (1, 2), "surprise": (2, 2)}
+
+
+def _write_synthetic(root: pathlib.Path, num_identities: int, render_size: int) -> None:
+    """A tiny synthetic set in Multi-PIE layout: renders, landmarks and truth files."""
+    rng = np.random.default_rng(0)
+    for subject in range(1, num_identities + 1):
+        identity = synthetic.make_identity(subject)
+        for expression, (session, recording) in _SYNTHETIC_RECORDINGS.items():
+            rendered = synthetic.render(identity, expression, 1.0, render_size,
+                                        pose=synthetic.random_pose(rng, amount=2.0))
+            name = f"{subject:03d}_{session:02d}_{recording:02d}_051_{synthetic.ILLUMINATION:02d}"
+            folder = (root / f"session{session:02d}" / "multiview" / f"{subject:03d}"
+                      / f"{recording:02d}" / "05_1")
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"{name}.png"), rendered.image[..., ::-1])
+            synthetic.save_landmarks(synthetic.landmarks_path(folder / f"{name}.png"),
+                                     rendered.landmarks)
+            synthetic.save_ground_truth(synthetic.truth_path(folder / f"{name}.png"),
+                                        rendered.truth)
+
+
+@pytest.mark.slow
+def test_synthetic_build_carries_ground_truth_that_matches_the_crops(tmp_path):
+    root, out = tmp_path / "synthetic", tmp_path / "out"
+    _write_synthetic(root, num_identities=3, render_size=128)
+    manifest = records.build_dataset(records.BuildConfig(
+        source="synthetic", input_dir=str(root), output_dir=str(out), size=32, hr_size=64,
+        val_fraction=0.34, num_workers=1))
+    assert manifest.has_ground_truth and manifest.failures == []
+    assert manifest.splits["train"].num_pairs == 12 and manifest.splits["val"].num_pairs == 6
+    assert manifest.splits["train"].images_per_expression == {
+        "neutral": 2, "smile": 2, "surprise": 2}
+
+    # Oracle: align each render ourselves on its stored landmarks, warp the
+    # source crop with the stored truth (cv2.remap) and compare with the
+    # target where visible. The renders' own truth (no crop transforms) is
+    # the mistake this guards against.
+    def warp_error(source, target, coords, visible):
+        maps = ((coords + 1) * 32 - 1) / 2
+        warped = cv2.remap(source, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        return np.abs(warped - target).mean(axis=-1)[visible].mean()
+
+    errors, render_frame_errors, still_errors = [], [], []
+    for split in ("train", "val"):
+        for example in _read_all(out, split):
+            paths = [root / (example[f"{role}_id"].numpy().decode() + ".png")
+                     for role in ("source", "target")]
+            source, target = (alignment.align_face(alignment.load_image(path),
+                                                   synthetic.load_landmarks(path), 32, 64
+                                                   ).crop.astype(np.float32) for path in paths)
+            coords = example["gt_coords"].numpy().reshape(32, 32, 2)
+            visible = example["gt_visibility"].numpy().reshape(32, 32) > 0.5
+            assert visible.mean() > 0.8
+            errors.append(warp_error(source, target, coords, visible))
+            render_frame = synthetic.pair_truth_from_files(*paths, 32).coords
+            render_frame_errors.append(warp_error(source, target, render_frame, visible))
+            still_errors.append(np.abs(source - target).mean(axis=-1)[visible].mean())
+            landmarks = example["target_landmarks"].numpy().reshape(68, 2)
+            stable = list(alignment.STABLE_POINTS)
+            np.testing.assert_allclose(landmarks[stable], alignment.canonical_template()[stable],
+                                       atol=0.08)
+    assert len(errors) == 18
+    assert max(errors) < 2.5  # grey levels: bilinear resampling at 32 px
+    assert np.mean(errors) < 0.6 * np.mean(still_errors)
+    assert np.mean(errors) < 0.5 * np.mean(render_frame_errors)
+    batch = next(iter(input_pipeline.make_dataset(out, "train", 4)))
+    assert batch["gt_coords"].shape == (4, 32, 32, 2)
+    assert batch["gt_visibility"].shape == (4, 32, 32, 1)
