@@ -17,7 +17,7 @@ import time
 
 from absl import app, flags
 
-from fvae_tf import datasets, records
+from fvae_tf import dataset_builder, datasets, records
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION
 
 _LISTED_FAILURES = 20  # the printed summary lists this many; the manifest has all
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
         sys.exit("error: --input_dir is required (or --manifest_csv with --source=folder)")
     if FLAGS.manifest_csv is not None and FLAGS.source is not datasets.Source.FOLDER:
         sys.exit("error: --manifest_csv only applies to --source=folder")
-    config = records.BuildConfig(
+    config = dataset_builder.BuildConfig(
         source=FLAGS.source.value, input_dir=FLAGS.input_dir, output_dir=FLAGS.output_dir,
         aligned_dir=FLAGS.aligned_dir, size=FLAGS.size, hr_size=FLAGS.hr_size,
         val_fraction=FLAGS.val_fraction, seed=FLAGS.seed, shard_size=FLAGS.shard_size,
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> None:
         overwrite=FLAGS.overwrite, num_workers=FLAGS.num_workers)
     start = time.monotonic()
     try:
-        manifest = records.build_dataset(config, _progress)
+        manifest = dataset_builder.build_dataset(config, _progress)
     except (datasets.DatasetError, records.RecordsError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:

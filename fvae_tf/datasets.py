@@ -1,13 +1,9 @@
-"""Dataset readers, their aligned crops, the identity split and the ordered pairs.
+"""Dataset readers, the identity split and the ordered pairs.
 
 Every reader returns a list of `FaceImage`s: one photo with its identity and
 one of the six expression labels of `fvae_tf.expressions`. Readers only look
 at file names (and, for the synthetic set, the landmark files beside the
-images). `align_images` then turns them into aligned crops: by dlib detection
-and `fvae_tf.alignment`, by reusing `data_prep.align_faces`' output, or, for
-the synthetic set, by `fvae_tf.alignment` on the stored landmarks (the same
-canonical framing as real photos; `pair_ground_truth` maps the renders'
-truth through both crops' transforms).
+images); `fvae_tf.dataset_builder` aligns them and writes the pairs.
 
 Sources and layouts:
   * multipie: `ROOT/sessionSS/multiview/SSS/RR/05_1/SSS_SS_RR_051_II.png`,
@@ -30,18 +26,13 @@ import csv
 import dataclasses
 import enum
 import itertools
-import json
-import multiprocessing
 import os
 import pathlib
 import re
-from collections.abc import Callable
-from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from fvae_tf import alignment, synthetic
+from fvae_tf import synthetic
 from fvae_tf.expressions import (
     EXPRESSIONS,
     MULTIPIE_CAMERA,
@@ -330,185 +321,3 @@ def ordered_pairs(images: list[FaceImage]) -> list[tuple[int, int]]:
     return [(s, t) for indices in by_identity.values()
             for s, t in itertools.permutations(indices, 2)
             if images[s].expression != images[t].expression]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class AlignedImage:
-    """A dataset image aligned onto the canonical template.
-
-    Attributes:
-      image: the dataset image.
-      image_id: its unique id (`image_id`).
-      crop: uint8 [size, size, 3] RGB.
-      crop_hr: uint8 [hr_size, hr_size, 3] RGB, the same crop at high resolution.
-      landmarks: float64 [68, 2], normalized crop coordinates (x, y).
-      transform: float64 [2, 3], photo pixels -> normalized crop coordinates
-        (`alignment.AlignedFace.transform`).
-    """
-
-    image: FaceImage
-    image_id: str
-    crop: np.ndarray
-    crop_hr: np.ndarray
-    landmarks: np.ndarray
-    transform: np.ndarray
-
-
-class Failure(NamedTuple):
-    """An image left out, and why (for a person)."""
-
-    path: str
-    reason: str
-
-
-def _align_one(path: pathlib.Path, landmarks: np.ndarray | None, size: int, hr_size: int
-               ) -> tuple[np.ndarray, ...] | str:
-    """Loads and aligns one photo (detecting landmarks unless given).
-
-    Returns:
-      (crop, crop_hr, landmarks in normalized crop coords, transform), or the
-      reason the photo cannot be aligned.
-    """
-    try:
-        image = alignment.load_image(path)
-        if landmarks is None:
-            landmarks = alignment.detect_landmarks(image)
-        face = alignment.align_face(image, landmarks, size, hr_size)
-    except alignment.InputError as e:
-        return e.reason
-    return face.crop, face.crop_hr, face.landmarks_aligned, face.transform
-
-
-def _align_job(job: tuple) -> tuple[int, tuple[np.ndarray, ...] | str]:
-    """`_align_one` for a pool: (index, *arguments) -> (index, result)."""
-    return job[0], _align_one(*job[1:])
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # the processes already use every core
-
-
-def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: int
-                  ) -> tuple[np.ndarray, ...] | str:
-    """Reads `data_prep.align_faces`' outputs for one image, as `_align_one` returns them."""
-    stem = aligned_dir / image_id
-    json_path = stem.with_name(stem.name + "_align.json")
-    if not json_path.is_file():
-        return f"no {json_path} (align_faces did not align it, or another input folder)"
-    try:
-        info = json.loads(json_path.read_text())
-        sizes = info["crop_size"], info["crop_hr_size"]
-        landmarks = np.asarray(info["landmarks_aligned"], np.float64).reshape(68, 2)
-        transform = np.asarray(info["transform"], np.float64).reshape(2, 3)
-        if sizes != (size, hr_size):
-            return (f"aligned at {sizes[0]}/{sizes[1]} px, this build wants {size}/{hr_size}; "
-                    "re-run align_faces with matching --size/--hr_size")
-    except (json.JSONDecodeError, KeyError, ValueError) as e:
-        return f"unreadable {json_path}: {e}"
-    crops = []
-    for path in (stem.with_name(stem.name + ".png"), stem.with_name(stem.name + "_hr.png")):
-        # cv2 rather than alignment.load_image: crops may be below its photo minimum.
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            return f"cannot read {path}"
-        crops.append(bgr[..., ::-1].copy())
-    crop, crop_hr = crops
-    if crop.shape[:2] != (size, size) or crop_hr.shape[:2] != (hr_size, hr_size):
-        return f"crops under {stem} are not {size} and {hr_size} px square"
-    return crop, crop_hr, landmarks, transform
-
-
-def align_images(
-    images: list[FaceImage],
-    root: pathlib.Path,
-    *,
-    size: int = 64,
-    hr_size: int = 256,
-    aligned_dir: pathlib.Path | None = None,
-    num_workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[AlignedImage], list[Failure]]:
-    """Aligned crops of every image that can be aligned.
-
-    Three routes: with `aligned_dir`, `data_prep.align_faces`' outputs are
-    read back; images that carry landmarks (the synthetic set) are aligned on
-    them without detection; otherwise each photo is loaded, its landmarks
-    detected (dlib, largest face) and aligned, in `num_workers` processes.
-
-    Args:
-      images: from a reader.
-      root: the reader's root, for `image_id`.
-      size: side of the training crops.
-      hr_size: side of the high-resolution crops.
-      aligned_dir: `data_prep.align_faces --output_dir` run on `root`.
-      num_workers: processes for detection (1 runs in this process).
-      progress: called as progress(done, total) after each image.
-
-    Returns:
-      (aligned, failures), aligned in the order of `images`.
-    """
-    root = pathlib.Path(root)
-    ids = [image_id(image, root) for image in images]
-    results: list = [None] * len(images)
-
-    def report(done):
-        if progress is not None:
-            progress(done, len(images))
-
-    if aligned_dir is not None:
-        for i, image_id_ in enumerate(ids):
-            results[i] = _read_aligned(pathlib.Path(aligned_dir), image_id_, size, hr_size)
-            report(i + 1)
-    elif all(image.landmarks is not None for image in images) or num_workers <= 1:
-        for i, image in enumerate(images):
-            results[i] = _align_one(image.path, image.landmarks, size, hr_size)
-            report(i + 1)
-    else:
-        # spawn: children start clean instead of inheriting TensorFlow's and
-        # OpenCV's threads. Leaving the `with` (also on Ctrl-C) terminates them.
-        jobs = [(i, image.path, image.landmarks, size, hr_size) for i, image in enumerate(images)]
-        with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
-            for done, (i, result) in enumerate(pool.imap_unordered(_align_job, jobs), start=1):
-                results[i] = result
-                report(done)
-
-    aligned, failures = [], []
-    for image, image_id_, result in zip(images, ids, results):
-        if isinstance(result, str):
-            failures.append(Failure(str(image.path), result))
-        else:
-            aligned.append(AlignedImage(image, image_id_, *result))
-    return aligned, failures
-
-
-def pair_ground_truth(source: AlignedImage, target: AlignedImage, size: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The true target-to-source map of a synthetic pair, on the aligned crops' grids.
-
-    The renders' truth files are mapped through both alignment transforms, so
-    the result refers to the crops, not the renders.
-
-    Returns:
-      coords float32 [size, size, 2], normalized (x, y), target crop to source
-      crop; visibility float32 [size, size] in {0, 1}.
-
-    Raises:
-      DatasetError: a truth file is missing or unreadable.
-    """
-    try:
-        truth = synthetic.pair_truth_from_files(
-            source.image.path, target.image.path, size,
-            source_transform=source.transform, target_transform=target.transform)
-    except (OSError, ValueError) as e:
-        raise DatasetError(source.image.path, f"cannot read the pair's ground truth: {e}") from None
-    return truth.coords, truth.visibility
-
-
-def alignment_description(source: Source | str, aligned_dir: pathlib.Path | str | None) -> str:
-    """How `align_images` made the crops, for the manifest."""
-    if aligned_dir is not None:
-        return f"reused data_prep.align_faces output from {aligned_dir}"
-    if Source(source) is Source.SYNTHETIC:
-        return ("stored landmarks (no detection) + fvae_tf.alignment.align_face; ground truth "
-                "mapped through both crops' transforms")
-    return "dlib landmarks (largest face) + fvae_tf.alignment.align_face"

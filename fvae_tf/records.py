@@ -28,19 +28,16 @@ pair count and byte size. Readers trust only shards the manifest lists and
 check their sizes, so a killed build leaves no shard a later run reads.
 """
 
-import collections
 import dataclasses
-import functools
 import json
 import os
 import pathlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import atomic_io, color_transfer, datasets
-from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION, expression_id
+from fvae_tf import atomic_io
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -252,154 +249,3 @@ def shard_paths(dataset_dir: pathlib.Path, split: str, manifest: Manifest) -> li
     if split not in manifest.splits:
         raise RecordsError(dataset_dir, f"no split {split!r}; it has {sorted(manifest.splits)}")
     return [str(pathlib.Path(dataset_dir) / s.file) for s in manifest.splits[split].shards]
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildConfig:
-    """Settings of one dataset build (the flags of `data_prep.build_dataset`)."""
-
-    source: str  # a `datasets.Source` value
-    input_dir: str  # the reader's root
-    output_dir: str  # the dataset directory to write
-    aligned_dir: str | None = None  # reuse `data_prep.align_faces` output instead of detecting
-    size: int = 64  # side of the training crops
-    hr_size: int = 256  # side of the high-resolution crops
-    val_fraction: float = 0.2  # share of identities held out (SPEC: 80/20)
-    seed: int = 0  # identity split and storage order
-    shard_size: int = 256  # pairs per shard
-    illumination: int = MULTIPIE_DEFAULT_ILLUMINATION  # Multi-PIE flash index
-    manifest_csv: str | None = None  # folder source: CSV listing instead of folders
-    overwrite: bool = False  # replace a dataset already in output_dir
-    num_workers: int = 2  # processes for face detection
-
-
-def _check_output_dir(output_dir: pathlib.Path, overwrite: bool) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise RecordsError(output_dir, "exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise RecordsError(output_dir, "is not empty; choose an empty folder or pass "
-                           "--overwrite to replace the dataset in it")
-
-
-def _clear_dataset(output_dir: pathlib.Path) -> None:
-    """Removes a previous dataset: the manifest first, so no reader trusts what follows."""
-    (output_dir / MANIFEST_NAME).unlink(missing_ok=True)
-    for pattern in ("*.tfrecord", "*.tfrecord.tmp", f".{MANIFEST_NAME}.*.tmp"):
-        for path in output_dir.glob(pattern):
-            path.unlink()
-
-
-def _make_pair(source: datasets.AlignedImage, target: datasets.AlignedImage, size: int,
-               with_ground_truth: bool) -> PairRecord:
-    """The record of one ordered pair, the source colour-transferred to the target."""
-    ground_truth = (datasets.pair_ground_truth(source, target, size) if with_ground_truth
-                    else None)
-    return PairRecord(
-        source=color_transfer.transfer_color(source.crop, target.crop),
-        target=target.crop,
-        source_hr=color_transfer.transfer_color(source.crop_hr, target.crop_hr),
-        target_hr=target.crop_hr,
-        source_expression=expression_id(source.image.expression),
-        target_expression=expression_id(target.image.expression),
-        identity=source.image.identity,
-        source_id=source.image_id,
-        target_id=target.image_id,
-        source_landmarks=source.landmarks,
-        target_landmarks=target.landmarks,
-        gt_coords=None if ground_truth is None else ground_truth[0],
-        gt_visibility=None if ground_truth is None else ground_truth[1],
-    )
-
-
-def _serialized(faces: list[datasets.AlignedImage], pairs: list[tuple[int, int]], size: int,
-                with_ground_truth: bool, progress: Callable[[int, int], None] | None
-                ) -> Iterator[bytes]:
-    """Serialized records of `pairs` (indices into `faces`), in order."""
-    for done, (s, t) in enumerate(pairs, start=1):
-        example = serialize_pair(_make_pair(faces[s], faces[t], size, with_ground_truth))
-        if progress is not None:  # before the yield: the consumer stops after the last one
-            progress(done, len(pairs))
-        yield example
-
-
-def _count(labels: list[str]) -> dict[str, int]:
-    return dict(sorted(collections.Counter(labels).items()))
-
-
-def build_dataset(
-    config: BuildConfig, progress: Callable[[str, int, int], None] | None = None
-) -> Manifest:
-    """Reads, aligns, splits, pairs, colour-transfers and writes a dataset directory.
-
-    Identities are split before alignment (so a face that fails to align does
-    not move anyone to the other split); every ordered pair of two aligned
-    images of one identity with different expressions becomes a record; the
-    records of a split are stored in a seeded random order.
-
-    Args:
-      config: the build settings.
-      progress: called as progress(stage, done, total), stage "align" or a split name.
-
-    Returns:
-      The manifest written to `config.output_dir`.
-
-    Raises:
-      datasets.DatasetError: the input cannot be read.
-      RecordsError: the output folder is not empty (without overwrite), or
-        the input holds no pair at all.
-    """
-    output_dir = pathlib.Path(config.output_dir)
-    _check_output_dir(output_dir, config.overwrite)
-    with_ground_truth = datasets.Source(config.source) is datasets.Source.SYNTHETIC
-    root = pathlib.Path(config.manifest_csv).parent if config.manifest_csv else config.input_dir
-    images = datasets.read_dataset(config.source, config.input_dir,
-                                   illumination=config.illumination,
-                                   manifest_csv=config.manifest_csv)
-    aligned, failures = datasets.align_images(
-        images, root, size=config.size, hr_size=config.hr_size,
-        aligned_dir=config.aligned_dir, num_workers=config.num_workers,
-        progress=None if progress is None else functools.partial(progress, "align"))
-    expressions = collections.defaultdict(set)
-    for face in aligned:
-        expressions[face.image.identity].add(face.image.expression)
-    identities = sorted({image.identity for image in images})
-    without_pairs = [i for i in identities if len(expressions[i]) < 2]
-    if len(without_pairs) == len(identities):
-        raise RecordsError(config.input_dir, "no identity has two aligned images with "
-                           "different expressions, so there is no pair to train on")
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    _clear_dataset(output_dir)
-    splits = {}
-    for index, (split, members) in enumerate(zip(SPLITS, datasets.split_identities(
-            identities, config.val_fraction, config.seed))):
-        member_set = set(members)
-        faces = [face for face in aligned if face.image.identity in member_set]
-        pairs = datasets.ordered_pairs([face.image for face in faces])
-        order = np.random.default_rng([config.seed, index]).permutation(len(pairs))
-        pairs = [pairs[k] for k in order]
-        report = None if progress is None else functools.partial(progress, split)
-        examples = _serialized(faces, pairs, config.size, with_ground_truth, report)
-        shards = write_shards(output_dir, split, examples, len(pairs), config.shard_size)
-        splits[split] = SplitInfo(
-            identities=members,
-            num_images=len(faces),
-            num_pairs=len(pairs),
-            images_per_expression=_count([face.image.expression for face in faces]),
-            pairs_per_expression=_count([f"{faces[s].image.expression}->"
-                                         f"{faces[t].image.expression}" for s, t in pairs]),
-            shards=shards,
-        )
-    manifest = Manifest(
-        source=datasets.Source(config.source).value,
-        size=config.size,
-        hr_size=config.hr_size,
-        has_ground_truth=with_ground_truth,
-        alignment=datasets.alignment_description(config.source, config.aligned_dir),
-        flags=dataclasses.asdict(config),
-        splits=splits,
-        failures=[failure._asdict() for failure in failures],
-        identities_without_pairs=without_pairs,
-    )
-    write_manifest(output_dir, manifest)
-    return manifest

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import alignment, color_transfer, input_pipeline, records, synthetic
+from fvae_tf import alignment, color_transfer, dataset_builder, input_pipeline, records, synthetic
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE, HR = 16, 32
@@ -49,8 +49,8 @@ def _london_with_alignments(tmp_path: pathlib.Path, identities: list[str]):
     return input_dir, aligned_dir, crops
 
 
-def _config(input_dir, output_dir, aligned_dir, **kwargs) -> records.BuildConfig:
-    return records.BuildConfig(source="london", input_dir=str(input_dir),
+def _config(input_dir, output_dir, aligned_dir, **kwargs) -> dataset_builder.BuildConfig:
+    return dataset_builder.BuildConfig(source="london", input_dir=str(input_dir),
                                output_dir=str(output_dir), aligned_dir=str(aligned_dir),
                                size=SIZE, hr_size=HR, val_fraction=0.4, shard_size=3,
                                num_workers=1, **kwargs)
@@ -67,7 +67,7 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
     input_dir, aligned_dir, crops = _london_with_alignments(
         tmp_path, ["001", "002", "003", "004", "005"])
     out = tmp_path / "out"
-    manifest = records.build_dataset(_config(input_dir, out, aligned_dir))
+    manifest = dataset_builder.build_dataset(_config(input_dir, out, aligned_dir))
 
     train, val = manifest.splits["train"], manifest.splits["val"]
     assert len(val.identities) == 2 and len(train.identities) == 3  # round(5 * 0.4)
@@ -109,9 +109,9 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
 def test_build_is_reproducible_and_seeded(tmp_path):
     identities = [f"{i:03d}" for i in range(1, 11)]
     input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, identities)
-    a = records.build_dataset(_config(input_dir, tmp_path / "a", aligned_dir))
-    b = records.build_dataset(_config(input_dir, tmp_path / "b", aligned_dir))
-    c = records.build_dataset(_config(input_dir, tmp_path / "c", aligned_dir, seed=1))
+    a = dataset_builder.build_dataset(_config(input_dir, tmp_path / "a", aligned_dir))
+    b = dataset_builder.build_dataset(_config(input_dir, tmp_path / "b", aligned_dir))
+    c = dataset_builder.build_dataset(_config(input_dir, tmp_path / "c", aligned_dir, seed=1))
     assert a.splits["val"].identities == b.splits["val"].identities
     assert a.splits["val"].identities != c.splits["val"].identities
     for shard in a.splits["train"].shards:
@@ -125,9 +125,9 @@ def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(records.RecordsError, match="not empty.*--overwrite"):
-        records.build_dataset(_config(input_dir, out, aligned_dir))
+        dataset_builder.build_dataset(_config(input_dir, out, aligned_dir))
     (out / "train-00007-of-00009.tfrecord").write_bytes(b"old shard")
-    manifest = records.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    manifest = dataset_builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     listed = {s.file for split in manifest.splits.values() for s in split.shards}
     assert {p.name for p in out.iterdir()} == listed | {"manifest.json", "notes.txt"}
 
@@ -135,7 +135,7 @@ def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
 def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
     input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003", "004"])
     out = tmp_path / "out"
-    records.build_dataset(_config(input_dir, out, aligned_dir))
+    dataset_builder.build_dataset(_config(input_dir, out, aligned_dir))
     serialize, calls = records.serialize_pair, []
 
     def dying(pair):
@@ -146,12 +146,12 @@ def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(records, "serialize_pair", dying)
     with pytest.raises(KeyboardInterrupt):
-        records.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+        dataset_builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     # The old manifest went first, so neither old nor new shards are trusted.
     with pytest.raises(records.RecordsError, match="not a finished dataset"):
         input_pipeline.make_dataset(out, "train", 2)
     monkeypatch.setattr(records, "serialize_pair", serialize)
-    manifest = records.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    manifest = dataset_builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     assert not list(out.glob("*.tmp"))
     batch = next(iter(input_pipeline.make_dataset(out, "train", 2)))
     assert batch["source"].shape == (2, SIZE, SIZE, 3)
@@ -224,7 +224,7 @@ def _write_synthetic(root: pathlib.Path, num_identities: int, render_size: int) 
 def test_synthetic_build_carries_ground_truth_that_matches_the_crops(tmp_path):
     root, out = tmp_path / "synthetic", tmp_path / "out"
     _write_synthetic(root, num_identities=3, render_size=128)
-    manifest = records.build_dataset(records.BuildConfig(
+    manifest = dataset_builder.build_dataset(dataset_builder.BuildConfig(
         source="synthetic", input_dir=str(root), output_dir=str(out), size=32, hr_size=64,
         val_fraction=0.34, num_workers=1))
     assert manifest.has_ground_truth and manifest.failures == []

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fvae_tf import alignment, datasets
+from fvae_tf import alignment, dataset_builder, datasets
 
 # Real Multi-PIE names, camera 05_1, illumination 07, and the expression the
 # paper gives each (session, recording) (SPEC, Data).
@@ -207,7 +207,7 @@ def test_align_images_with_given_landmarks_and_bad_files(tmp_path):
               datasets.FaceImage(tmp_path / "p" / "smile" / "broken.png", "p", "smile",
                                  landmarks=landmarks)]
     calls = []
-    aligned, failures = datasets.align_images(
+    aligned, failures = dataset_builder.align_images(
         images, tmp_path, size=32, hr_size=96, num_workers=1,
         progress=lambda done, total: calls.append((done, total)))
     want = alignment.align_face(image, landmarks, 32, 96)
@@ -217,7 +217,7 @@ def test_align_images_with_given_landmarks_and_bad_files(tmp_path):
     # The photo was drawn from the template, so the aligned landmarks are it.
     np.testing.assert_allclose(aligned[0].landmarks, alignment.canonical_template(), atol=1e-9)
     np.testing.assert_allclose(aligned[0].transform, want.transform)
-    assert failures == [datasets.Failure(str(images[1].path), failures[0].reason)]
+    assert failures == [dataset_builder.Failure(str(images[1].path), failures[0].reason)]
     assert "not a recognised image format" in failures[0].reason
     assert calls == [(1, 2), (2, 2)]
 
@@ -237,13 +237,13 @@ def test_align_images_reuses_aligned_dir(tmp_path):
         "transform": [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]]}))
     images = [datasets.FaceImage(tmp_path / "in" / "p" / "neutral" / "a.jpg", "p", "neutral"),
               datasets.FaceImage(tmp_path / "in" / "p" / "smile" / "b.jpg", "p", "smile")]
-    aligned, failures = datasets.align_images(images, tmp_path / "in", size=32, hr_size=96,
+    aligned, failures = dataset_builder.align_images(images, tmp_path / "in", size=32, hr_size=96,
                                               aligned_dir=aligned_dir)
     np.testing.assert_array_equal(aligned[0].crop, crop)
     np.testing.assert_array_equal(aligned[0].crop_hr, crop_hr)
     np.testing.assert_allclose(aligned[0].landmarks, landmarks)
     np.testing.assert_array_equal(aligned[0].transform, [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]])
     assert len(failures) == 1 and "b_align.json" in failures[0].reason
-    _, failures = datasets.align_images(images[:1], tmp_path / "in", size=64, hr_size=256,
+    _, failures = dataset_builder.align_images(images[:1], tmp_path / "in", size=64, hr_size=256,
                                         aligned_dir=aligned_dir)
     assert "aligned at 32/96 px" in failures[0].reason
