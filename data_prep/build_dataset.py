@@ -19,6 +19,7 @@ from absl import app, flags
 
 from fvae_tf import dataset_builder, datasets, records
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION
+from fvae_tf.progress import Progress
 
 _LISTED_FAILURES = 20  # the printed summary lists this many; the manifest has all
 
@@ -47,11 +48,17 @@ flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1),
 flags.mark_flags_as_required(["source", "output_dir"])
 
 
-def _progress(stage: str, done: int, total: int) -> None:
-    step = max(1, total // 10)
-    if done == total or done % step == 0:
-        verb = "aligning" if stage == "align" else f"writing {stage}"
-        print(f"{verb}: {done}/{total}", file=sys.stderr, flush=True)
+class _StageProgress:
+    """One progress line per stage of the build: aligning, then each split's pairs."""
+
+    def __init__(self):
+        self.stage, self.line = None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            label, unit = ("aligning", "img") if stage == "align" else (f"writing {stage}", "pair")
+            self.stage, self.line = stage, Progress(label, total, unit)
+        self.line.update(done)
 
 
 def main(argv: list[str]) -> None:
@@ -68,7 +75,7 @@ def main(argv: list[str]) -> None:
         overwrite=FLAGS.overwrite, num_workers=FLAGS.num_workers)
     start = time.monotonic()
     try:
-        manifest = dataset_builder.build_dataset(config, _progress)
+        manifest = dataset_builder.build_dataset(config, _StageProgress())
     except (datasets.DatasetError, records.RecordsError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:

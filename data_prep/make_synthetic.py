@@ -15,6 +15,7 @@ import time
 from absl import app, flags
 
 from fvae_tf import synthetic_dataset
+from fvae_tf.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Directory to create (must be empty or absent).")
@@ -46,12 +47,10 @@ def main(argv: list[str]) -> None:
         num_identities=FLAGS.num_identities, seed=FLAGS.seed, size=FLAGS.size,
         hr_size=FLAGS.hr_size, intensities=intensities, pose_jitter=FLAGS.pose_jitter,
         lighting_jitter=FLAGS.lighting_jitter)
-    tty = sys.stderr.isatty()
+    line = Progress("rendering identities", config.num_identities, "identity")
 
     def progress(done: int, total: int) -> None:
-        line = f"rendered {done}/{total} identities"
-        print(f"\r{line}" if tty else line, end="" if tty and done < total else "\n",
-              file=sys.stderr, flush=True)
+        line.update(done)
 
     start = time.monotonic()
     try:

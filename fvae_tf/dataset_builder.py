@@ -12,7 +12,6 @@ import collections
 import dataclasses
 import functools
 import json
-import multiprocessing
 import pathlib
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -20,7 +19,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fvae_tf import alignment, color_transfer, datasets, records, synthetic
+from fvae_tf import align_folder, alignment, color_transfer, datasets, records, synthetic
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION, expression_id
 
 
@@ -74,10 +73,6 @@ def _align_one(path: pathlib.Path, landmarks: np.ndarray | None, size: int, hr_s
 def _align_job(job: tuple) -> tuple[int, tuple[np.ndarray, ...] | str]:
     """`_align_one` for a pool: (index, *arguments) -> (index, result)."""
     return job[0], _align_one(*job[1:])
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # the processes already use every core
 
 
 def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: int
@@ -156,13 +151,11 @@ def align_images(
             results[i] = _align_one(image.path, image.landmarks, size, hr_size)
             report(i + 1)
     else:
-        # spawn: children start clean instead of inheriting TensorFlow's and
-        # OpenCV's threads. Leaving the `with` (also on Ctrl-C) terminates them.
         jobs = [(i, image.path, image.landmarks, size, hr_size) for i, image in enumerate(images)]
-        with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
-            for done, (i, result) in enumerate(pool.imap_unordered(_align_job, jobs), start=1):
-                results[i] = result
-                report(done)
+        outcomes = align_folder.map_in_processes(_align_job, jobs, num_workers)
+        for done, (i, result) in enumerate(outcomes, start=1):
+            results[i] = result
+            report(done)
 
     aligned, failures = [], []
     for image, image_id_, result in zip(images, ids, results):
