@@ -1,0 +1,57 @@
+"""Trains an FVAE or the VAE baseline; running it again resumes.
+
+    python -m experiments.train --workdir=runs/x --dataset_dir=data/x --model=fvae --preset=tiny
+
+Every `FVAEConfig` field is a flag; unset ones take the preset's value.
+The logic is in `fvae_tf.training`.
+"""
+
+import dataclasses
+import logging
+import sys
+
+from absl import app, flags
+
+from fvae_tf import checkpoints, config, records, training
+
+_FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+               str: flags.DEFINE_string, bool: flags.DEFINE_bool}
+for _field in dataclasses.fields(config.FVAEConfig):
+    _FLAG_TYPES[_field.type](_field.name, None, f"FVAEConfig.{_field.name}; unset: the preset's")
+
+WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, summaries, metrics).",
+                              required=True)
+DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Built by data_prep.build_dataset.",
+                                  required=True)
+MODEL = flags.DEFINE_enum("model", "fvae", ["fvae", "vae"],
+                          "The FVAE or the VAE baseline (the mask: experiments.train_mask).")
+PRESET = flags.DEFINE_enum("preset", "paper", config.preset_names(), "Named set of values.")
+STRATEGY = flags.DEFINE_enum_class("strategy", training.StrategyKind.DEFAULT,
+                                   training.StrategyKind, "tf.distribute strategy.")
+INIT_FROM = flags.DEFINE_string("init_from", None,
+                                "Run directory whose best weights start a new run.")
+LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between console lines.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-save chatter
+    cli = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0])}
+    overrides = {f.name: cli[f.name] for f in dataclasses.fields(config.FVAEConfig)
+                 if cli[f.name] is not None}
+    try:
+        run_config = config.get_config(PRESET.value, **overrides)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    try:
+        checkpoints.save_flags(WORKDIR.value, run_config, cli)
+        result = training.train(run_config, WORKDIR.value, DATASET_DIR.value, MODEL.value,
+                                training.make_strategy(STRATEGY.value), INIT_FROM.value,
+                                LOG_EVERY.value)
+    except (training.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
+        sys.exit(f"error: {e}")
+    print(result.report())
+
+
+if __name__ == "__main__":
+    app.run(main)

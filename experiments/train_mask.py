@@ -1,0 +1,53 @@
+"""Stage two (eq. 7-8): trains the confidence mask M of a trained FVAE; running it again resumes.
+
+    python -m experiments.train_mask --workdir=runs/x --dataset_dir=data/x --preset=tiny
+
+`--workdir` is the FVAE's run directory; E and D are loaded from its best
+checkpoint and frozen, and the mask run is written into `workdir/mask`. The
+architecture is the FVAE's; the training settings are flags, unset ones
+taking the preset's value. The logic is in `fvae_tf.training`.
+"""
+
+import dataclasses
+import logging
+import pathlib
+import sys
+
+from absl import app, flags
+
+from fvae_tf import checkpoints, config, records, training
+
+_FIELDS = {f.name: f.type for f in dataclasses.fields(config.FVAEConfig)
+           if f.name in checkpoints.MASK_FIELDS}
+_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float}
+for _name, _type in _FIELDS.items():
+    _DEFINE[_type](_name, None, f"FVAEConfig.{_name} of the mask stage; unset: the preset's")
+
+WORKDIR = flags.DEFINE_string("workdir", None, "The FVAE's run directory.", required=True)
+DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Built by data_prep.build_dataset.",
+                                  required=True)
+PRESET = flags.DEFINE_enum("preset", "paper", config.preset_names(), "Named set of values.")
+STRATEGY = flags.DEFINE_enum_class("strategy", training.StrategyKind.DEFAULT,
+                                   training.StrategyKind, "tf.distribute strategy.")
+LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between console lines.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-save chatter
+    cli = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0])}
+    overrides = {name: cli[name] for name in _FIELDS if cli[name] is not None}
+    try:
+        mask_config = checkpoints.mask_config(WORKDIR.value,
+                                           config.get_config(PRESET.value, **overrides))
+        mask_dir = pathlib.Path(WORKDIR.value) / checkpoints.MASK_SUBDIR
+        checkpoints.save_flags(mask_dir, mask_config, cli)
+        result = training.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,
+                                     training.make_strategy(STRATEGY.value), LOG_EVERY.value)
+    except (training.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
+        sys.exit(f"error: {e}")
+    print(result.report())
+
+
+if __name__ == "__main__":
+    app.run(main)

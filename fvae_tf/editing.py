@@ -1,0 +1,322 @@
+"""Expression editing (paper 4.1, Algorithm 1), with confidence, and on whole photos.
+
+Algorithm 1: the direction `d = mean z(target label) - mean z(source label)`
+comes from the training images' latent means saved with the checkpoint
+(`latent_stats`); the source's latent `z_s = mu(E(x_s))` moves along it,
+`z_k = z_s + f_k * d`, and each step's output is `S(x_s, D(z_k, x_s))`.
+Factors below 0 subdue the expression, above 1 exaggerate it.
+
+"With confidence" (paper 3.2, Table 1): several photos of one person are
+each warped toward the same latent and blended per pixel by their
+normalized confidences `M(x_n, z)`, so a region one photo lacks (teeth
+behind closed lips) comes from another.
+
+`edit_photo` runs Algorithm 1 on a photo's aligned face and puts the result
+back into the photo at its own resolution (`paste_back`).
+
+Images are float32 in [-1, 1], NHWC, at the model's resolution unless said;
+coordinates are normalized, align_corners=False.
+"""
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from fvae_tf import alignment, flow_upsampling, latent_stats, paste_back, sampler, training
+from fvae_tf.fvae import FVAE, ConfidenceModel
+from fvae_tf.latent_stats import LatentStats
+
+# Added to every confidence before normalizing, so all-zero confidences
+# blend evenly instead of dividing by zero.
+CONFIDENCE_EPSILON = 1e-6
+# What to do about a photo `load_face` refused (the binaries' flags are named).
+_INPUT_HINTS = {
+    alignment.NoFaceError: "use a photo with a frontal face of about 80 px or more, or "
+                           "pass --upsample 1",
+    alignment.MultipleFacesError: "crop the photo to one face, or pass --multiple_faces=largest",
+    alignment.ImageReadError: "check that the file is a readable photo",
+}
+
+
+class EditingError(Exception):
+    """A run directory that cannot drive editing; the message says what to do."""
+
+
+class EditingModel(NamedTuple):
+    """What Algorithm 1 needs from a training run."""
+
+    fvae: FVAE
+    stats: LatentStats
+
+
+class Edit(NamedTuple):
+    """Algorithm 1's outputs for K factors and B sources."""
+
+    factors: np.ndarray  # [K]
+    latents: tf.Tensor  # [K, B, latent], z_k = z_s + f_k * d
+    coords: tf.Tensor  # [K, B, H, W, 2], D(z_k, x_s)
+    warped: tf.Tensor  # [K, B, H, W, 3], S(x_s, D(z_k, x_s))
+
+
+class Blend(NamedTuple):
+    """N sources warped toward K latents and blended by normalized weights."""
+
+    images: tf.Tensor  # [K, H', W', 3], sum_n weights * warped
+    weights: tf.Tensor  # [K, N, H', W', 1], summing to 1 over N
+    warped: tf.Tensor  # [K, N, H', W', 3], S(x_n, D(z_k, x_n)), flow-upsampled to H' if given
+    coords: tf.Tensor  # [K, N, H, W, 2], D(z_k, x_n) at the model's resolution
+
+
+def load_editing_model(run_dir: str | os.PathLike) -> EditingModel:
+    """The best FVAE of a training run and its latent statistics.
+
+    Raises:
+      checkpoints.CheckpointError: not a run directory, no checkpoint yet, or a
+        checkpoint that does not fit the run's config.
+      EditingError: a VAE run, or latent statistics missing or of another model.
+    """
+    run_dir = pathlib.Path(run_dir)
+    model = training.load_model(run_dir)
+    if not isinstance(model, FVAE):
+        raise EditingError(f"{run_dir} holds a VAE run; editing needs an FVAE run "
+                           "(experiments.train --model=fvae)")
+    path = run_dir / latent_stats.FILENAME
+    if not path.is_file():
+        raise EditingError(f"{path} is missing; training writes it when a run ends (run "
+                           "experiments.train on this workdir again to finish it)")
+    stats = latent_stats.load(path)
+    if stats.means.shape[-1] != model.config.latent_dim:
+        raise EditingError(f"{path} holds {stats.means.shape[-1]}-dim latents but the model's "
+                           f"are {model.config.latent_dim}-dim; it belongs to another run")
+    return EditingModel(model, stats)
+
+
+def edit_factors(strength: float, steps: int) -> np.ndarray:
+    """Algorithm 1's factors `strength * k / (steps - 1)`, k = 0..steps-1.
+
+    Returns:
+      float32 [steps], from 0 to `strength`; [strength] when steps is 1.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if steps == 1:
+        return np.array([strength], np.float32)
+    return (strength * np.arange(steps) / (steps - 1)).astype(np.float32)
+
+
+def edit_latents(z_source: tf.Tensor, direction: np.ndarray, factors: np.ndarray) -> tf.Tensor:
+    """`z_k = z_s + f_k * d`: [B, latent], [latent], [K] -> [K, B, latent]."""
+    z_source = tf.convert_to_tensor(z_source, tf.float32)
+    factors = tf.constant(factors, tf.float32)[:, None, None]
+    return z_source[None] + factors * tf.constant(direction, tf.float32)
+
+
+def edit(fvae: FVAE, sources: tf.Tensor, direction: np.ndarray,
+         factors: Sequence[float]) -> Edit:
+    """Algorithm 1 for a batch of sources.
+
+    Args:
+      fvae: a trained FVAE.
+      sources: [B, H, W, 3] aligned faces at the model's resolution.
+      direction: [latent], e.g. `LatentStats.direction(source, target)`.
+      factors: K scalars; 0 reproduces the source's own reconstruction.
+
+    Returns:
+      The latents, fields and warped images for every factor.
+    """
+    sources = tf.convert_to_tensor(sources, tf.float32)
+    factors = np.asarray(factors, np.float32)
+    latents = edit_latents(fvae.encode(sources), direction, factors)
+    num_factors, batch = latents.shape[0], sources.shape[0]
+    tiled = tf.tile(sources, [num_factors, 1, 1, 1])  # row k * B + b is source b
+    coords = fvae.decode_flow(tf.reshape(latents, [num_factors * batch, -1]), tiled)
+    warped = sampler.bilinear_sample(tiled, coords)
+    warped = tf.reshape(warped, [num_factors, batch, *sources.shape[1:]])
+    coords = tf.reshape(coords, [num_factors, batch, *coords.shape[1:]])
+    return Edit(factors, latents, coords, warped)
+
+
+def normalized_weights(confidence: tf.Tensor, prior: tf.Tensor | None = None) -> tf.Tensor:
+    """Per-pixel blend weights `p_n (c_n + eps) / sum_m p_m (c_m + eps)`.
+
+    Args:
+      confidence: [K, N, H, W, 1] confidences M(x_n, z_k) in (0, 1).
+      prior: [K, N] non-negative weight of each source (e.g. interpolation's
+        share of each source's latent), not all zero; None weighs them alike.
+
+    Returns:
+      [K, N, H, W, 1], summing to 1 over N at every pixel.
+    """
+    weights = tf.convert_to_tensor(confidence, tf.float32) + CONFIDENCE_EPSILON
+    if prior is not None:
+        weights *= tf.convert_to_tensor(prior, tf.float32)[:, :, None, None, None]
+    return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+
+
+def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
+          latents: tf.Tensor, prior: tf.Tensor | None = None,
+          sources_hr: tf.Tensor | None = None) -> Blend:
+    """Warps every source toward every latent and blends them by confidence.
+
+    Args:
+      fvae: a trained FVAE.
+      mask_model: its trained confidence model M; None blends by `prior` alone
+        (equal confidences).
+      sources: [N, H, W, 3] at the model's resolution.
+      latents: [K, latent].
+      prior: [K, N], see `normalized_weights`.
+      sources_hr: [N, H', W', 3] the same faces at high resolution: the fields
+        are flow-upsampled to sample them and the confidences resized
+        bilinearly, so the blend comes out at H' x W'.
+
+    Returns:
+      The blends and their parts.
+    """
+    sources = tf.convert_to_tensor(sources, tf.float32)
+    latents = tf.convert_to_tensor(latents, tf.float32)
+    num_latents, num_sources = latents.shape[0], sources.shape[0]
+    # Row k * N + n pairs latent k with source n.
+    flat_latents = tf.repeat(latents, num_sources, axis=0)
+    flat_sources = tf.tile(sources, [num_latents, 1, 1, 1])
+    coords = fvae.decode_flow(flat_latents, flat_sources)
+    samples = sources if sources_hr is None else tf.convert_to_tensor(sources_hr, tf.float32)
+    warped = flow_upsampling.warp(tf.tile(samples, [num_latents, 1, 1, 1]), coords)
+    size = tuple(warped.shape[1:3])
+    if mask_model is None:
+        confidence = tf.ones([num_latents * num_sources, *size, 1])
+    else:
+        confidence = tf.image.resize(mask_model.confidence(flat_sources, flat_latents), size)
+    split = [num_latents, num_sources]
+    warped = tf.reshape(warped, split + list(warped.shape[1:]))
+    weights = normalized_weights(tf.reshape(confidence, split + list(confidence.shape[1:])),
+                                 prior)
+    coords = tf.reshape(coords, split + list(coords.shape[1:]))
+    return Blend(tf.reduce_sum(weights * warped, axis=1), weights, warped, coords)
+
+
+def edit_with_confidence(fvae: FVAE, mask_model: ConfidenceModel, sources: tf.Tensor,
+                         direction: np.ndarray, factors: Sequence[float],
+                         sources_hr: tf.Tensor | None = None) -> Blend:
+    """Algorithm 1 from several photos of one person, blended by confidence.
+
+    The latent moves from the first photo's, `z_k = mu(E(x_1)) + f_k * d`;
+    every photo is warped toward each `z_k` and the warps are blended by
+    their normalized confidences `M(x_n, z_k)` (equal priors). With one photo
+    this is `edit`.
+
+    Args:
+      fvae, mask_model: a trained FVAE and its confidence model.
+      sources: [N, H, W, 3] aligned photos of one person; the first is edited.
+      direction: [latent].
+      factors: K scalars.
+      sources_hr: optional [N, H', W', 3], see `blend`.
+
+    Returns:
+      K blended images and their parts.
+    """
+    sources = tf.convert_to_tensor(sources, tf.float32)
+    z_first = fvae.encode(sources[:1])
+    latents = edit_latents(z_first, direction, np.asarray(factors, np.float32))[:, 0]
+    return blend(fvae, mask_model, sources, latents, sources_hr=sources_hr)
+
+
+def load_face(path: str | os.PathLike, upsample: int = 0,
+              multiple_faces: alignment.MultipleFaces | str = alignment.MultipleFaces.ERROR
+              ) -> tuple[np.ndarray, alignment.Face]:
+    """Reads a photo and finds the face to edit (data preparation's detector).
+
+    Returns:
+      (uint8 [H, W, 3] RGB photo, upright; the face with its landmarks).
+
+    Raises:
+      alignment.ImageReadError: unreadable file.
+      alignment.NoFaceError, alignment.MultipleFacesError: not exactly one face
+        (several are allowed with MultipleFaces.LARGEST).
+    """
+    photo = alignment.load_image(path)
+    return photo, alignment.select_face(alignment.detect_faces(photo, upsample),
+                                        multiple_faces, path)
+
+
+def input_hint(error: alignment.InputError) -> str:
+    """What to do about a photo that `load_face` refused."""
+    for kind, hint in _INPUT_HINTS.items():
+        if isinstance(error, kind):
+            return hint
+    return "check the photo"
+
+
+def to_float(image_uint8: np.ndarray) -> tf.Tensor:
+    """uint8 [..., 3] in [0, 255] -> float32 in [-1, 1]."""
+    return tf.convert_to_tensor(np.asarray(image_uint8), tf.float32) / 127.5 - 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoEdit:
+    """Algorithm 1 on one photo's face, pasted back at the photo's resolution.
+
+    Attributes:
+      factors: float32 [K].
+      photo: uint8 [H, W, 3], the photo edited with the last factor.
+      frames: uint8 [K, h, w, 3], `region` of the photo edited with each factor.
+      region: the photo pixels any edit can change.
+      face: the alignment of the face that was edited.
+      coords: float32 [K, S, S, 2], the decoded fields at the model's resolution.
+      crops_hr: float32 [K, S', S', 3] in [-1, 1], the aligned high-resolution
+        crop warped by each flow-upsampled field.
+      upsampling: the last factor's flow- vs pixel-domain comparison.
+    """
+
+    factors: np.ndarray
+    photo: np.ndarray
+    frames: np.ndarray
+    region: paste_back.Region
+    face: alignment.AlignedFace
+    coords: np.ndarray
+    crops_hr: np.ndarray
+    upsampling: flow_upsampling.UpsamplingComparison
+
+
+def edit_photo(fvae: FVAE, photo: np.ndarray, landmarks: np.ndarray, direction: np.ndarray,
+               factors: Sequence[float], hr_size: int = 256) -> PhotoEdit:
+    """Aligns a face, edits it with Algorithm 1 and pastes each step back.
+
+    Args:
+      fvae: a trained FVAE.
+      photo: uint8 [H, W, 3] RGB.
+      landmarks: float [68, 2], the face's landmarks in photo pixels.
+      direction: [latent].
+      factors: K scalars; the last one makes `photo`.
+      hr_size: side of the high-resolution aligned crop used for the
+        flow-upsampling pictures.
+
+    Returns:
+      The edited photo, the frames of every step and the pictures' material.
+    """
+    face = alignment.align_face(photo, landmarks, fvae.config.image_size, hr_size)
+    source = to_float(face.crop)[None]
+    source_hr = to_float(face.crop_hr)[None]
+    result = edit(fvae, source, direction, factors)
+    coords = result.coords[:, 0]
+    mask = paste_back.face_mask(face.landmarks_aligned, hr_size)
+    region = paste_back.face_region(face.transform, mask, photo.shape)
+    frames = []
+    for field in coords.numpy():
+        edited = paste_back.paste_flow(photo, face.transform, field, mask)
+        frames.append(edited[region.slices])
+    crops_hr = flow_upsampling.warp(tf.tile(source_hr, [coords.shape[0], 1, 1, 1]), coords)
+    return PhotoEdit(
+        factors=result.factors,
+        photo=edited,
+        frames=np.stack(frames),
+        region=region,
+        face=face,
+        coords=coords.numpy(),
+        crops_hr=crops_hr.numpy(),
+        upsampling=flow_upsampling.compare(source, source_hr, coords[-1:]),
+    )

@@ -1,0 +1,136 @@
+"""Mean latent per expression over the training identities (Algorithm 1's input).
+
+Algorithm 1 edits an expression by moving a source latent along
+`d = mean(E(x) for x labelled target) - mean(E(x) for x labelled source)`,
+means over training images. Training computes those means once, with the
+best weights, and saves them as `latent_stats.npz` beside the checkpoint.
+
+Every training image counts once: images are the targets of the training
+pairs, deduplicated by their unique image id (an image is the target of
+several pairs), read without augmentation.
+"""
+
+import dataclasses
+import io
+import os
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from fvae_tf import atomic_io, records
+from fvae_tf.expressions import EXPRESSIONS
+
+FILENAME = "latent_stats.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentStats:
+    """Per-expression latent means.
+
+    Attributes:
+      means: float32 [num_expressions, latent]; row i is the mean `mu` of the
+        training images labelled `expressions[i]` (zeros where count is 0).
+      counts: int64 [num_expressions], images averaged per expression.
+      expressions: the labels, `fvae_tf.expressions.EXPRESSIONS`.
+      step: training step of the weights that encoded the images.
+    """
+
+    means: np.ndarray
+    counts: np.ndarray
+    expressions: tuple[str, ...]
+    step: int
+
+    def mean(self, expression: str) -> np.ndarray:
+        """The mean latent of `expression`, [latent].
+
+        Raises:
+          ValueError: unknown label, or no training image carries it.
+        """
+        if expression not in self.expressions:
+            raise ValueError(f"unknown expression {expression!r}; known expressions: "
+                             f"{', '.join(self.expressions)}")
+        index = self.expressions.index(expression)
+        if self.counts[index] == 0:
+            present = [e for e, n in zip(self.expressions, self.counts) if n]
+            raise ValueError(f"no training image is labelled {expression!r}; the training "
+                             f"set has {', '.join(present)}")
+        return self.means[index]
+
+    def direction(self, source: str, target: str) -> np.ndarray:
+        """Algorithm 1's `d = mean(target) - mean(source)`, [latent]."""
+        return self.mean(target) - self.mean(source)
+
+
+def unique_images(dataset_dir: str | os.PathLike, split: str,
+                  batch_size: int) -> tf.data.Dataset:
+    """Every distinct target image of a split once, unaugmented.
+
+    Returns:
+      Batches of (images float32 [B, size, size, 3] in [-1, 1],
+      expression ids int32 [B]).
+
+    Raises:
+      records.RecordsError: not a finished dataset, or no such split.
+    """
+    manifest = records.read_manifest(dataset_dir)
+    files = records.shard_paths(dataset_dir, split, manifest)
+    spec = {key: records.feature_spec(manifest)[key]
+            for key in ("target", "target_expression", "target_id")}
+    seen = set()
+    pngs, labels = [], []
+    parsed = tf.data.TFRecordDataset(files).map(lambda s: tf.io.parse_single_example(s, spec))
+    for example in parsed.as_numpy_iterator():
+        if example["target_id"] not in seen:
+            seen.add(example["target_id"])
+            pngs.append(example["target"])
+            labels.append(example["target_expression"])
+    size = manifest.size
+
+    def decode(png, label):
+        image = tf.ensure_shape(tf.io.decode_png(png, channels=3), [size, size, 3])
+        return tf.cast(image, tf.float32) / 127.5 - 1.0, tf.cast(label, tf.int32)
+
+    return (tf.data.Dataset.from_tensor_slices((pngs, np.asarray(labels, np.int64)))
+            .map(decode).batch(batch_size))
+
+
+def compute(encode: Callable[[tf.Tensor], tf.Tensor], batches: tf.data.Dataset,
+            step: int) -> LatentStats:
+    """Averages `encode(images)` per expression.
+
+    Args:
+      encode: images [B, H, W, 3] -> mu [B, latent] (e.g. `FVAE.encode`).
+      batches: (images, expression ids) batches, e.g. from `unique_images`.
+      step: recorded with the statistics.
+    """
+    sums, counts = None, np.zeros(len(EXPRESSIONS), np.int64)
+    for images, labels in batches:
+        mu = np.asarray(encode(images), np.float64)
+        if sums is None:
+            sums = np.zeros((len(EXPRESSIONS), mu.shape[-1]))
+        np.add.at(sums, labels.numpy(), mu)
+        counts += np.bincount(labels.numpy(), minlength=len(EXPRESSIONS))
+    if sums is None:
+        raise ValueError("no images to encode")
+    means = sums / np.maximum(counts, 1)[:, None]
+    return LatentStats(means.astype(np.float32), counts, EXPRESSIONS, step)
+
+
+def save(path: str | os.PathLike, stats: LatentStats) -> None:
+    """Writes `stats` as an .npz file, atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, means=stats.means, counts=stats.counts,
+             expressions=np.asarray(stats.expressions), step=stats.step)
+    atomic_io.write_bytes(path, buffer.getvalue())
+
+
+def load(path: str | os.PathLike) -> LatentStats:
+    """Reads a file written by `save`.
+
+    Raises:
+      FileNotFoundError: no such file (train the model first).
+    """
+    with np.load(path) as data:
+        return LatentStats(data["means"], data["counts"],
+                           tuple(str(e) for e in data["expressions"]), int(data["step"]))

@@ -1,0 +1,151 @@
+"""Tests for editing (Algorithm 1, confidence blending) on the tiny preset."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fvae_tf import editing, latent_stats, sampler
+from fvae_tf.config import get_config
+from fvae_tf.expressions import EXPRESSIONS
+from fvae_tf.fvae import FVAE, ConfidenceModel
+
+
+def random_models(seed: int = 0, gain: float = 1.0) -> tuple[FVAE, ConfidenceModel]:
+    """A tiny FVAE and confidence model whose weights are large enough to matter.
+
+    The 0.01 initialisation makes every latent decode to nearly the same
+    field; weights redrawn with stddev gain / sqrt(fan-in) make the tests able
+    to tell latents apart.
+    """
+    keras.utils.set_random_seed(seed)
+    fvae = FVAE(get_config("tiny"))
+    fvae.build_for_inference()
+    mask_model = ConfidenceModel(fvae)
+    mask_model.build_for_inference()
+    rng = np.random.default_rng(seed)
+    for variable in fvae.weights + mask_model.mask_net.weights:
+        if "moving_variance" in variable.path:
+            continue
+        fan_in = int(np.prod(variable.shape[:-1])) if len(variable.shape) > 1 else 1
+        stddev = gain / np.sqrt(fan_in)
+        variable.assign(rng.normal(0.0, stddev, variable.shape).astype(np.float32))
+    return fvae, mask_model
+
+
+def random_faces(n: int, seed: int = 0, size: int = 64) -> tf.Tensor:
+    """float32 [n, size, size, 3] smooth random pictures in [-1, 1]."""
+    coarse = np.random.default_rng(seed).uniform(-1, 1, (n, 8, 8, 3)).astype(np.float32)
+    return tf.image.resize(coarse, (size, size), method="bicubic")
+
+
+@pytest.fixture(scope="module")
+def models():
+    return random_models()
+
+
+def _direction(latent_dim: int, seed: int = 1) -> np.ndarray:
+    """A latent step long enough to change the random models' output visibly."""
+    return np.random.default_rng(seed).normal(0, 10, latent_dim).astype(np.float32)
+
+
+def test_factor_zero_is_the_sources_own_reconstruction(models):
+    fvae, _ = models
+    faces = random_faces(2)
+    result = editing.edit(fvae, faces, _direction(fvae.config.latent_dim), [0.0, 0.5, -1.0, 2.0])
+    own = fvae.warp(faces, fvae.encode(faces)).numpy()
+    assert result.warped.shape == (4, 2, 64, 64, 3) and result.coords.shape == (4, 2, 64, 64, 2)
+    np.testing.assert_allclose(result.warped[0], own, atol=1e-5)
+    for k in (1, 2, 3):  # other factors do edit
+        assert np.abs(result.warped[k] - own).mean() > 1e-3
+    np.testing.assert_allclose(result.warped[2, 1], fvae.warp(
+        faces[1:], result.latents[2, 1:]).numpy()[0], atol=1e-5)
+
+
+def test_latents_move_along_the_direction_with_any_factor(models):
+    fvae, _ = models
+    faces = random_faces(3, seed=2)
+    direction = _direction(fvae.config.latent_dim)
+    factors = [0.0, -0.5, 1.0, 1.5]
+    latents = editing.edit(fvae, faces, direction, factors).latents.numpy()
+    z = fvae.encode(faces).numpy()
+    for k, f in enumerate(factors):
+        np.testing.assert_allclose(latents[k], z + f * direction, atol=1e-6)
+
+
+def test_edit_factors():
+    np.testing.assert_allclose(editing.edit_factors(1.0, 5), [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(editing.edit_factors(-0.5, 3), [0, -0.25, -0.5])
+    np.testing.assert_allclose(editing.edit_factors(1.5, 1), [1.5])
+    with pytest.raises(ValueError):
+        editing.edit_factors(1.0, 0)
+
+
+def test_direction_on_a_toy_latent_set():
+    # Toy "images" whose latent is their own pixels: the direction must be the
+    # difference of the per-label means, and one step along it from the
+    # neutral mean lands on the smile mean.
+    neutral = np.array([[1.0, 0, 0], [3.0, 0, 2]], np.float32)
+    smile = np.array([[0.0, 4, 1], [0.0, 2, 1], [3.0, 0, 1]], np.float32)
+    images = np.concatenate([neutral, smile])[:, None, None, :]
+    labels = np.array([EXPRESSIONS.index("neutral")] * 2 + [EXPRESSIONS.index("smile")] * 3)
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+    stats = latent_stats.compute(lambda x: tf.reshape(x, [-1, 3]), batches, step=0)
+    direction = stats.direction("neutral", "smile")
+    np.testing.assert_allclose(direction, [1.0 - 2.0, 2.0 - 0.0, 1.0 - 1.0], atol=1e-6)
+    moved = editing.edit_latents(stats.mean("neutral")[None], direction, [1.0, -1.0]).numpy()
+    np.testing.assert_allclose(moved[0, 0], stats.mean("smile"), atol=1e-6)
+    np.testing.assert_allclose(moved[1, 0], [3.0, -2.0, 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="known expressions: neutral, smile"):
+        stats.direction("neutral", "grin")
+    with pytest.raises(ValueError, match="no training image is labelled 'scream'"):
+        stats.direction("neutral", "scream")
+
+
+def test_normalized_weights_sum_to_one():
+    confidence = np.array([0.2, 0.6, 0.0, 0.0], np.float32).reshape(2, 2, 1, 1, 1)
+    weights = editing.normalized_weights(confidence).numpy()[..., 0, 0, 0]
+    np.testing.assert_allclose(weights, [[0.25, 0.75], [0.5, 0.5]], atol=1e-5)
+    prior = np.array([[1.0, 0.0], [0.25, 0.75]], np.float32)
+    weights = editing.normalized_weights(confidence, prior).numpy()[..., 0, 0, 0]
+    np.testing.assert_array_equal(weights[0], [1.0, 0.0])
+    np.testing.assert_allclose(weights[1], [0.25, 0.75], atol=1e-5)
+    random = np.random.default_rng(0).uniform(0, 1, (3, 4, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(editing.normalized_weights(random).numpy().sum(axis=1), 1.0,
+                               atol=1e-6)
+
+
+def test_edit_with_confidence_blends_normalized_confidences(models):
+    fvae, mask_model = models
+    faces = random_faces(3, seed=4)
+    direction = _direction(fvae.config.latent_dim)
+    factors = [0.0, 1.0]
+    result = editing.edit_with_confidence(fvae, mask_model, faces, direction, factors)
+    assert result.images.shape == (2, 64, 64, 3) and result.weights.shape == (2, 3, 64, 64, 1)
+    np.testing.assert_allclose(result.weights.numpy().sum(axis=1), 1.0, atol=1e-6)
+    # By hand: z_k from the first photo, c_n = M(x_n, z_k), images = sum c_n x_n / sum c_n.
+    z = fvae.encode(faces[:1]).numpy()[0] + np.array(factors)[:, None] * direction
+    for k in range(2):
+        zk = np.repeat(z[k:k + 1], 3, axis=0)
+        warped = fvae.warp(faces, zk).numpy()
+        confidence = mask_model.confidence(faces, zk).numpy()
+        expected = (confidence * warped).sum(axis=0) / confidence.sum(axis=0)
+        np.testing.assert_allclose(result.images[k], expected, atol=1e-4)
+    # The confidences differ between photos, so the blend is not a plain mean.
+    assert np.abs(result.images[1] - result.warped[1].numpy().mean(axis=0)).max() > 1e-3
+    # One photo: the plain edit.
+    single = editing.edit_with_confidence(fvae, mask_model, faces[:1], direction, factors)
+    plain = editing.edit(fvae, faces[:1], direction, factors)
+    np.testing.assert_allclose(single.images, plain.warped[:, 0], atol=1e-5)
+
+
+def test_blend_at_high_resolution_uses_the_upsampled_flow(models):
+    fvae, mask_model = models
+    faces = random_faces(2, seed=5)
+    faces_hr = random_faces(2, seed=5, size=128)
+    latents = fvae.encode(faces)
+    result = editing.blend(fvae, mask_model, faces, latents, sources_hr=faces_hr)
+    assert result.images.shape == (2, 128, 128, 3)
+    coords = fvae.decode_flow(latents[:1], faces[:1])
+    expected = sampler.bilinear_sample(faces_hr[:1], sampler.upsample_flow(coords, (128, 128)))
+    np.testing.assert_allclose(result.warped[0, 0], expected[0], atol=1e-5)
