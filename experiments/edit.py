@@ -24,8 +24,8 @@ from absl import app, flags
 
 from fvae_tf import alignment, checkpoints, editing, viz
 from fvae_tf.expressions import expression_id
+from fvae_tf.image_io import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _FRAME_HEIGHT = 256  # pixels of the face in the strip and the GIF
 _FPS = 6
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Iterator
 import cv2
 
 from fvae_tf import alignment, atomic_io, viz
+from fvae_tf.image_io import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 SUMMARY_NAME = "alignment_summary.json"
 CONTACT_SHEET_NAME = "contact_sheet.png"
 _CONTACT_SHEET_CROPS = 256

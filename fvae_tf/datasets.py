@@ -12,7 +12,7 @@ Sources and layouts:
   * synthetic: `fvae_tf.synthetic`'s output, the Multi-PIE layout with a
     landmark file beside each image.
   * london: `ROOT/neutral/NNN_03.jpg` and `ROOT/smiling/NNN_08.jpg`.
-  * folder: `ROOT/<identity>/<expression>/*.jpg|jpeg|png`, or a CSV manifest
+  * folder: `ROOT/<identity>/<expression>/<photos> (image_io.IMAGE_SUFFIXES)`, or a CSV manifest
     with columns `path,identity,expression` (relative paths are relative to
     the CSV's folder, which is then the root).
 
@@ -33,6 +33,7 @@ import re
 import numpy as np
 
 from fvae_tf import synthetic
+from fvae_tf.image_io import IMAGE_SUFFIXES
 from fvae_tf.expressions import (
     EXPRESSIONS,
     MULTIPIE_CAMERA,
@@ -40,7 +41,6 @@ from fvae_tf.expressions import (
     MULTIPIE_RECORDINGS,
 )
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _MULTIPIE_NAME = re.compile(r"^(\d{3})_(\d{2})_(\d{2})_(\d{3})_(\d{2})\.png$")
 _LONDON_NAME = re.compile(r"^(\d+)_\d+\.(jpe?g|png)$", re.IGNORECASE)
 _LONDON_FOLDERS = {"neutral": "neutral", "smiling": "smile"}
@@ -196,7 +196,7 @@ def read_folder(root: pathlib.Path, manifest_csv: pathlib.Path | None = None) ->
     """Reads a user's photos, laid out in folders or listed in a CSV.
 
     Args:
-      root: `ROOT/<identity>/<expression>/*.jpg|jpeg|png`; ignored when
+      root: `ROOT/<identity>/<expression>/<photos> (image_io.IMAGE_SUFFIXES)`; ignored when
         `manifest_csv` is given.
       manifest_csv: optional CSV with a header `path,identity,expression`;
         relative paths are relative to the CSV's folder, which is then the

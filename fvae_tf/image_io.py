@@ -25,6 +25,10 @@ _BACKGROUND = (255, 255, 255)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
 
+# File name endings of the photos that loaders and folder walks pick up.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
 class InputError(Exception):
     """A problem with one input photo that a batch reports and moves past.
 
