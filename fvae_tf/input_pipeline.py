@@ -59,6 +59,12 @@ def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     return out
 
 
+def decode_image(png: tf.Tensor, side: int) -> tf.Tensor:
+    """PNG bytes of a stored crop -> float32 [side, side, 3] in [-1, 1]."""
+    pixels = tf.ensure_shape(tf.io.decode_png(png, channels=3), [side, side, 3])
+    return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+
+
 def _decoder(manifest: records.Manifest, with_hr: bool):
     """Returns a function: serialized Example -> decoded, unbatched dict."""
     spec = records.feature_spec(manifest)
@@ -71,16 +77,11 @@ def _decoder(manifest: records.Manifest, with_hr: bool):
     spec = {key: spec[key] for key in keys}
     size, hr_size = manifest.size, manifest.hr_size
 
-    def image(png, side):
-        pixels = tf.io.decode_png(png, channels=3)
-        pixels = tf.ensure_shape(pixels, [side, side, 3])
-        return tf.cast(pixels, tf.float32) / 127.5 - 1.0
-
     def decode(serialized):
         raw = tf.io.parse_single_example(serialized, spec)
         out = {
-            "source": image(raw["source"], size),
-            "target": image(raw["target"], size),
+            "source": decode_image(raw["source"], size),
+            "target": decode_image(raw["target"], size),
             "source_expression": tf.cast(raw["source_expression"], tf.int32),
             "target_expression": tf.cast(raw["target_expression"], tf.int32),
             "identity": raw["identity"],
@@ -88,8 +89,8 @@ def _decoder(manifest: records.Manifest, with_hr: bool):
             "target_landmarks": tf.reshape(raw["target_landmarks"], [records.NUM_LANDMARKS, 2]),
         }
         if with_hr:
-            out["source_hr"] = image(raw["source_hr"], hr_size)
-            out["target_hr"] = image(raw["target_hr"], hr_size)
+            out["source_hr"] = decode_image(raw["source_hr"], hr_size)
+            out["target_hr"] = decode_image(raw["target_hr"], hr_size)
         if manifest.has_ground_truth:
             out["gt_coords"] = tf.reshape(raw["gt_coords"], [size, size, 2])
             out["gt_visibility"] = tf.reshape(raw["gt_visibility"], [size, size, 1])

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import atomic_io, records
+from fvae_tf import atomic_io, input_pipeline, records
 from fvae_tf.expressions import EXPRESSIONS
 
 FILENAME = "latent_stats.npz"
@@ -88,8 +88,7 @@ def unique_images(dataset_dir: str | os.PathLike, split: str,
     size = manifest.size
 
     def decode(png, label):
-        image = tf.ensure_shape(tf.io.decode_png(png, channels=3), [size, size, 3])
-        return tf.cast(image, tf.float32) / 127.5 - 1.0, tf.cast(label, tf.int32)
+        return input_pipeline.decode_image(png, size), tf.cast(label, tf.int32)
 
     return (tf.data.Dataset.from_tensor_slices((pngs, np.asarray(labels, np.int64)))
             .map(decode).batch(batch_size))
