@@ -14,7 +14,7 @@ setup(
     name="fvae",
     version="0.1.0",
     description="Semantic Facial Expression Editing using Autoencoded Flow (FVAE), TF2/Keras 3",
-    packages=find_packages(include=["fvae_tf", "data_prep", "experiments"]),
+    packages=find_packages(include=["fvae_tf", "fvae_tf.*", "data_prep", "experiments"]),
     python_requires=">=3.11",
     install_requires=requirements,
 )

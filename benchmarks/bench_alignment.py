@@ -19,7 +19,7 @@ import time
 import cv2
 import numpy as np
 
-from fvae_tf import alignment
+from fvae_tf.data import alignment
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

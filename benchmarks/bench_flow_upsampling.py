@@ -14,7 +14,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from fvae_tf import flow_upsampling, input_pipeline, training
+from fvae_tf.data import input_pipeline
+from fvae_tf.train import loop
+from fvae_tf.warp import flow_upsampling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", None, "An FVAE run directory.", required=True)
@@ -27,7 +29,7 @@ _METHODS = (tf.image.ResizeMethod.BILINEAR, tf.image.ResizeMethod.BICUBIC)
 
 def main(argv):
     del argv
-    fvae = training.load_model(FLAGS.checkpoint_dir)
+    fvae = loop.load_model(FLAGS.checkpoint_dir)
     data = input_pipeline.make_dataset(FLAGS.dataset_dir, "val", FLAGS.batch, shuffle=False,
                                        flip=False, repeat=False, with_hr=True)
     ratios = {"flow": [], **{f"pixel {m}": [] for m in _METHODS}}

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from fvae_tf import sampler
+from fvae_tf.warp import sampler
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch", 64, "Images per batch.")

@@ -23,7 +23,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from fvae_tf import synthetic, synthetic_dataset  # noqa: E402
+from fvae_tf.synthetic import faces, dataset  # noqa: E402
 from fvae_tf.expressions import EXPRESSIONS  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -50,7 +50,7 @@ class _Timer:
 def main(argv: list[str]) -> None:
     del argv
     cv2.setNumThreads(1)
-    people = [synthetic.make_identity(i) for i in range(FLAGS.identities)]
+    people = [faces.make_identity(i) for i in range(FLAGS.identities)]
     rng = np.random.default_rng(0)
     print(f"{FLAGS.identities} identities x {len(EXPRESSIONS)} expressions, one core")
     for size in (64, 256):
@@ -59,10 +59,10 @@ def main(argv: list[str]) -> None:
                 person.layers(size)
         print(f"draw identity  {size:3d} px: {timer.rate(len(people))}")
 
-        jobs = [(person, e, synthetic.random_pose(rng), synthetic.random_lighting(rng))
+        jobs = [(person, e, faces.random_pose(rng), faces.random_lighting(rng))
                 for person in people for e in EXPRESSIONS for _ in range(FLAGS.repeats)]
         with _Timer() as timer:
-            renders = [synthetic.render(p, e, 1.0, size, pose=pose, lighting=light)
+            renders = [faces.render(p, e, 1.0, size, pose=pose, lighting=light)
                        for p, e, pose, light in jobs]
         print(f"render         {size:3d} px: {timer.rate(len(jobs))} images")
 
@@ -71,12 +71,12 @@ def main(argv: list[str]) -> None:
                  if i != j and jobs[i][0] is jobs[j][0]]
         with _Timer() as timer:
             for source, target in pairs:
-                synthetic.pair_truth(source, target, size)
+                faces.pair_truth(source, target, size)
         print(f"pair_truth     {size:3d} px: {timer.rate(len(pairs))} pairs")
 
-    config = synthetic_dataset.DatasetConfig(num_identities=FLAGS.identities)
+    config = dataset.DatasetConfig(num_identities=FLAGS.identities)
     with tempfile.TemporaryDirectory() as tmp, _Timer() as timer:
-        info = synthetic_dataset.write_dataset(os.path.join(tmp, "set"), config)
+        info = dataset.write_dataset(os.path.join(tmp, "set"), config)
     images = 2 * info["num_images_per_tree"]
     print(f"write_dataset  {config.size} + {config.hr_size} px: {timer.rate(images)} images "
           f"written ({images} images, {timer.wall:.1f} s)")

@@ -4,7 +4,7 @@
 
 Writes OUT/<rel>.png (64 crop), OUT/<rel>_hr.png (256 crop),
 OUT/<rel>_align.json (landmarks, transform), OUT/alignment_summary.json and
-OUT/contact_sheet.png; see `fvae_tf.align_folder`. A file that cannot be
+OUT/contact_sheet.png; see `fvae_tf.data.align_folder`. A file that cannot be
 aligned is reported with its reason; with --multiple_faces=skip it counts as
 skipped, otherwise as failed. The exit status is non-zero when no face was
 aligned, or when any file failed and --strict is set.
@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from fvae_tf import align_folder, alignment
+from fvae_tf.data import align_folder, alignment
 from fvae_tf.progress import Progress
 
 _LISTED_PER_REASON = 10  # the printed summary lists this many files per reason

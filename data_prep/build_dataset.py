@@ -7,7 +7,7 @@ Reads the source, aligns every face (or reuses `data_prep.align_faces`'
 output with --aligned_dir), splits identities 80/20 with --seed, makes every
 ordered pair of two different expressions of one identity, colour-transfers
 each source to its target and writes OUT/{train,val}-*.tfrecord and
-OUT/manifest.json (see `fvae_tf.records`). The manifest is written last: an
+OUT/manifest.json (see `fvae_tf.data.records`). The manifest is written last: an
 interrupted build leaves no dataset a reader would accept.
 """
 
@@ -17,14 +17,14 @@ import time
 
 from absl import app, flags
 
-from fvae_tf import dataset_builder, datasets, records
+from fvae_tf.data import builder, readers, records
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION
 from fvae_tf.progress import Progress
 
 _LISTED_FAILURES = 20  # the printed summary lists this many; the manifest has all
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum_class("source", None, datasets.Source, "Which reader to use.",
+flags.DEFINE_enum_class("source", None, readers.Source, "Which reader to use.",
                         case_sensitive=False)
 flags.DEFINE_string("input_dir", None, "The dataset's root folder (for --source=folder with "
                     "--manifest_csv, the CSV's folder is the root).")
@@ -65,9 +65,9 @@ def main(argv: list[str]) -> None:
     del argv
     if FLAGS.input_dir is None and FLAGS.manifest_csv is None:
         sys.exit("error: --input_dir is required (or --manifest_csv with --source=folder)")
-    if FLAGS.manifest_csv is not None and FLAGS.source is not datasets.Source.FOLDER:
+    if FLAGS.manifest_csv is not None and FLAGS.source is not readers.Source.FOLDER:
         sys.exit("error: --manifest_csv only applies to --source=folder")
-    config = dataset_builder.BuildConfig(
+    config = builder.BuildConfig(
         source=FLAGS.source.value, input_dir=FLAGS.input_dir, output_dir=FLAGS.output_dir,
         aligned_dir=FLAGS.aligned_dir, size=FLAGS.size, hr_size=FLAGS.hr_size,
         val_fraction=FLAGS.val_fraction, seed=FLAGS.seed, shard_size=FLAGS.shard_size,
@@ -75,8 +75,8 @@ def main(argv: list[str]) -> None:
         overwrite=FLAGS.overwrite, num_workers=FLAGS.num_workers)
     start = time.monotonic()
     try:
-        manifest = dataset_builder.build_dataset(config, _StageProgress())
-    except (datasets.DatasetError, records.RecordsError) as e:
+        manifest = builder.build_dataset(config, _StageProgress())
+    except (readers.DatasetError, records.RecordsError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: {FLAGS.output_dir} holds no finished dataset (no manifest)")

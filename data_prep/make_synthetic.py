@@ -5,7 +5,7 @@ r"""Renders the built-in synthetic face set with ground-truth flow.
 Writes Multi-PIE's layout (camera 05_1, illumination 07) at --hr_size, graded
 expression intensities under graded/, the same at --size under lowres/, and
 beside every image its landmarks (.landmarks.npy) and ground truth
-(.truth.npz); see `fvae_tf.synthetic_dataset` and DIR/README.txt. The same
+(.truth.npz); see `fvae_tf.synthetic.dataset` and DIR/README.txt. The same
 flags give the same bytes. DIR appears only when complete.
 """
 
@@ -14,18 +14,18 @@ import time
 
 from absl import app, flags
 
-from fvae_tf import synthetic_dataset
+from fvae_tf.synthetic import dataset
 from fvae_tf.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Directory to create (must be empty or absent).")
 flags.DEFINE_integer("num_identities", 20, "Number of people (subjects 001..N).", lower_bound=1,
-                     upper_bound=synthetic_dataset.MAX_IDENTITIES)
+                     upper_bound=dataset.MAX_IDENTITIES)
 flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same files.", lower_bound=0)
 flags.DEFINE_integer("size", 64, "Side of the low-resolution images (lowres/), pixels.",
                      lower_bound=8)
 flags.DEFINE_integer("hr_size", 256, "Side of the main images, pixels.", lower_bound=8,
-                     upper_bound=synthetic_dataset.MAX_SIZE)
+                     upper_bound=dataset.MAX_SIZE)
 flags.DEFINE_list("intensities", ["0.25", "0.5", "0.75", "1"],
                   "Intensities of the graded/ series, in [0, 1], at most two decimals.")
 flags.DEFINE_float("pose_jitter", 1.0, "Scale of the per-recording pose jitter (0: none, 1: up to "
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
         intensities = tuple(float(t) for t in FLAGS.intensities)
     except ValueError:
         sys.exit(f"error: --intensities must be numbers, got {','.join(FLAGS.intensities)}")
-    config = synthetic_dataset.DatasetConfig(
+    config = dataset.DatasetConfig(
         num_identities=FLAGS.num_identities, seed=FLAGS.seed, size=FLAGS.size,
         hr_size=FLAGS.hr_size, intensities=intensities, pose_jitter=FLAGS.pose_jitter,
         lighting_jitter=FLAGS.lighting_jitter)
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> None:
 
     start = time.monotonic()
     try:
-        info = synthetic_dataset.write_dataset(FLAGS.output_dir, config, overwrite=FLAGS.overwrite,
+        info = dataset.write_dataset(FLAGS.output_dir, config, overwrite=FLAGS.overwrite,
                                                progress=progress)
     except ValueError as e:
         sys.exit(f"error: {e}")

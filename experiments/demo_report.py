@@ -17,8 +17,10 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from fvae_tf import (atomic_io, checkpoints, input_pipeline, losses, records, summaries,
-                     training)
+from fvae_tf import atomic_io
+from fvae_tf.data import input_pipeline, records
+from fvae_tf.model import losses
+from fvae_tf.train import checkpoints, summaries, loop
 
 DEMO_DIR = flags.DEFINE_string("demo_dir", "runs/demo", "What `make demo` wrote.")
 EXAMPLES = flags.DEFINE_integer("examples", 6, "Held-out pairs in the example grids.")
@@ -74,21 +76,21 @@ def _example_grids(demo: pathlib.Path) -> list[str]:
     batch = next(iter(input_pipeline.make_dataset(
         demo / "dataset", "val", EXAMPLES.value, shuffle=False, flip=False, repeat=False)))
     source, target = batch["source"], batch["target"]
-    fvae = training.load_model(demo / "fvae")
+    fvae = loop.load_model(demo / "fvae")
     z = fvae.encode(target)
     coords = fvae.decode_flow(z, source)
     warped = fvae.warp(source, z)
     figures = [_png(summaries.pair_grid(source.numpy(), target.numpy(), warped.numpy(),
                                         coords=coords.numpy()),
                     "FVAE: source | target | warp of the source | flow | L1 error")]
-    mask = training.load_confidence_model(demo / "fvae")
+    mask = loop.load_confidence_model(demo / "fvae")
     label = losses.mask_label(target, warped, mask.fvae.config.mask_label_norm)
     figures.append(_png(summaries.pair_grid(
         source.numpy(), target.numpy(), warped.numpy(), label=label.numpy(),
         confidence=mask.confidence(source, z).numpy()),
         "Confidence: source | target | warp | eq. 7 label | M's confidence "
         "(jet, from their minimum in blue to 1 in red)"))
-    vae = training.load_model(demo / "vae")
+    vae = loop.load_model(demo / "vae")
     output = vae.generate(source, vae.encode(target))
     figures.append(_png(summaries.pair_grid(source.numpy(), target.numpy(), output.numpy()),
                         "VAE baseline: source | target | decoded image | L1 error"))

@@ -12,7 +12,7 @@ For each photo P it writes into --output_dir:
   P_<to>_upsampling.png  high-resolution source | pixel-domain | flow-domain upsampling
 and prints the two upsamplings' sharpness relative to the source. A photo
 that fails (unreadable, no face, several faces) is reported and skipped; the
-exit status is then non-zero. The logic is in `fvae_tf.editing`.
+exit status is then non-zero. The logic is in `fvae_tf.edit.editing`.
 """
 
 import pathlib
@@ -22,9 +22,12 @@ import cv2
 import numpy as np
 from absl import app, flags
 
-from fvae_tf import alignment, checkpoints, editing, viz
+from fvae_tf import viz
+from fvae_tf.data import alignment
+from fvae_tf.edit import editing
+from fvae_tf.train import checkpoints
 from fvae_tf.expressions import expression_id
-from fvae_tf.image_io import IMAGE_SUFFIXES
+from fvae_tf.data.image_io import IMAGE_SUFFIXES
 
 _FRAME_HEIGHT = 256  # pixels of the face in the strip and the GIF
 _FPS = 6

@@ -11,7 +11,7 @@ Writes into --output_dir, at the high-resolution crop's size (flow upsampling):
                                    face 1's blend weight over the blend (jet: 0
                                    blue, 1 red)
 --noconfidence skips the confidence blend (for runs without a trained mask).
-The logic is in `fvae_tf.interpolation`.
+The logic is in `fvae_tf.edit.interpolation`.
 """
 
 import pathlib
@@ -20,8 +20,11 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from fvae_tf import alignment, checkpoints, editing, interpolation, training, viz
-from fvae_tf.fvae import FVAE
+from fvae_tf import viz
+from fvae_tf.data import alignment
+from fvae_tf.edit import editing, interpolation
+from fvae_tf.train import checkpoints, loop
+from fvae_tf.model.fvae import FVAE
 
 _FPS = 6
 
@@ -54,14 +57,14 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: --inputs: got {len(paths)} photo(s) ({', '.join(paths)}); "
                  "interpolation takes exactly two")
     try:
-        fvae = training.load_model(CHECKPOINT_DIR.value)
+        fvae = loop.load_model(CHECKPOINT_DIR.value)
     except checkpoints.CheckpointError as e:
         sys.exit(f"error: {e}")
     if not isinstance(fvae, FVAE):
         sys.exit(f"error: {CHECKPOINT_DIR.value} holds a VAE run; interpolation needs an FVAE "
                  "run (experiments.train --model=fvae)")
     try:
-        mask_model = (training.load_confidence_model(CHECKPOINT_DIR.value)
+        mask_model = (loop.load_confidence_model(CHECKPOINT_DIR.value)
                       if CONFIDENCE.value else None)
     except checkpoints.CheckpointError as e:
         sys.exit(f"error: {e}; train the mask with experiments.train_mask, or pass "

@@ -5,7 +5,7 @@
 `--workdir` is the FVAE's run directory; E and D are loaded from its best
 checkpoint and frozen, and the mask run is written into `workdir/mask`. The
 architecture is the FVAE's; the training settings are flags, unset ones
-taking the preset's value. The logic is in `fvae_tf.training`.
+taking the preset's value. The logic is in `fvae_tf.train.loop`.
 """
 
 import dataclasses
@@ -15,7 +15,9 @@ import sys
 
 from absl import app, flags
 
-from fvae_tf import checkpoints, config, records, training
+from fvae_tf.data import records
+from fvae_tf.model import config
+from fvae_tf.train import checkpoints, loop
 
 _FIELDS = {f.name: f.type for f in dataclasses.fields(config.FVAEConfig)
            if f.name in checkpoints.MASK_FIELDS}
@@ -27,8 +29,8 @@ WORKDIR = flags.DEFINE_string("workdir", None, "The FVAE's run directory.", requ
 DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Built by data_prep.build_dataset.",
                                   required=True)
 PRESET = flags.DEFINE_enum("preset", "paper", config.preset_names(), "Named set of values.")
-STRATEGY = flags.DEFINE_enum_class("strategy", training.StrategyKind.DEFAULT,
-                                   training.StrategyKind, "tf.distribute strategy.")
+STRATEGY = flags.DEFINE_enum_class("strategy", loop.StrategyKind.DEFAULT,
+                                   loop.StrategyKind, "tf.distribute strategy.")
 LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between console lines.")
 
 
@@ -42,9 +44,9 @@ def main(argv: list[str]) -> None:
                                            config.get_config(PRESET.value, **overrides))
         mask_dir = pathlib.Path(WORKDIR.value) / checkpoints.MASK_SUBDIR
         checkpoints.save_flags(mask_dir, mask_config, cli)
-        result = training.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,
-                                     training.make_strategy(STRATEGY.value), LOG_EVERY.value)
-    except (training.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
+        result = loop.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,
+                                     loop.make_strategy(STRATEGY.value), LOG_EVERY.value)
+    except (loop.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
         sys.exit(f"error: {e}")
     print(result.report())
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvae_tf import alignment
+from fvae_tf.data import alignment
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import pytest
 import skimage.transform
 from PIL import Image
 
-from fvae_tf import alignment, image_io
+from fvae_tf.data import alignment, image_io
 
 MOVABLE_POINTS = [i for i in range(68) if i not in alignment.STABLE_POINTS]
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import alignment, color_transfer, dataset_builder, input_pipeline, records, synthetic
+from fvae_tf.data import alignment, color_transfer, builder, input_pipeline, records
+from fvae_tf.synthetic import faces
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE, HR = 16, 32
@@ -49,8 +50,8 @@ def _london_with_alignments(tmp_path: pathlib.Path, identities: list[str]):
     return input_dir, aligned_dir, crops
 
 
-def _config(input_dir, output_dir, aligned_dir, **kwargs) -> dataset_builder.BuildConfig:
-    return dataset_builder.BuildConfig(source="london", input_dir=str(input_dir),
+def _config(input_dir, output_dir, aligned_dir, **kwargs) -> builder.BuildConfig:
+    return builder.BuildConfig(source="london", input_dir=str(input_dir),
                                output_dir=str(output_dir), aligned_dir=str(aligned_dir),
                                size=SIZE, hr_size=HR, val_fraction=0.4, shard_size=3,
                                num_workers=1, **kwargs)
@@ -67,7 +68,7 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
     input_dir, aligned_dir, crops = _london_with_alignments(
         tmp_path, ["001", "002", "003", "004", "005"])
     out = tmp_path / "out"
-    manifest = dataset_builder.build_dataset(_config(input_dir, out, aligned_dir))
+    manifest = builder.build_dataset(_config(input_dir, out, aligned_dir))
 
     train, val = manifest.splits["train"], manifest.splits["val"]
     assert len(val.identities) == 2 and len(train.identities) == 3  # round(5 * 0.4)
@@ -109,9 +110,9 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
 def test_build_is_reproducible_and_seeded(tmp_path):
     identities = [f"{i:03d}" for i in range(1, 11)]
     input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, identities)
-    a = dataset_builder.build_dataset(_config(input_dir, tmp_path / "a", aligned_dir))
-    b = dataset_builder.build_dataset(_config(input_dir, tmp_path / "b", aligned_dir))
-    c = dataset_builder.build_dataset(_config(input_dir, tmp_path / "c", aligned_dir, seed=1))
+    a = builder.build_dataset(_config(input_dir, tmp_path / "a", aligned_dir))
+    b = builder.build_dataset(_config(input_dir, tmp_path / "b", aligned_dir))
+    c = builder.build_dataset(_config(input_dir, tmp_path / "c", aligned_dir, seed=1))
     assert a.splits["val"].identities == b.splits["val"].identities
     assert a.splits["val"].identities != c.splits["val"].identities
     for shard in a.splits["train"].shards:
@@ -125,9 +126,9 @@ def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(records.RecordsError, match="not empty.*--overwrite"):
-        dataset_builder.build_dataset(_config(input_dir, out, aligned_dir))
+        builder.build_dataset(_config(input_dir, out, aligned_dir))
     (out / "train-00007-of-00009.tfrecord").write_bytes(b"old shard")
-    manifest = dataset_builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     listed = {s.file for split in manifest.splits.values() for s in split.shards}
     assert {p.name for p in out.iterdir()} == listed | {"manifest.json", "notes.txt"}
 
@@ -135,7 +136,7 @@ def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
 def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
     input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003", "004"])
     out = tmp_path / "out"
-    dataset_builder.build_dataset(_config(input_dir, out, aligned_dir))
+    builder.build_dataset(_config(input_dir, out, aligned_dir))
     serialize, calls = records.serialize_pair, []
 
     def dying(pair):
@@ -146,12 +147,12 @@ def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(records, "serialize_pair", dying)
     with pytest.raises(KeyboardInterrupt):
-        dataset_builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+        builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     # The old manifest went first, so neither old nor new shards are trusted.
     with pytest.raises(records.RecordsError, match="not a finished dataset"):
         input_pipeline.make_dataset(out, "train", 2)
     monkeypatch.setattr(records, "serialize_pair", serialize)
-    manifest = dataset_builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
+    manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     assert not list(out.glob("*.tmp"))
     batch = next(iter(input_pipeline.make_dataset(out, "train", 2)))
     assert batch["source"].shape == (2, SIZE, SIZE, 3)
@@ -205,18 +206,18 @@ def _write_synthetic(root: pathlib.Path, num_identities: int, render_size: int) 
     """A tiny synthetic set in Multi-PIE layout: renders, landmarks and truth files."""
     rng = np.random.default_rng(0)
     for subject in range(1, num_identities + 1):
-        identity = synthetic.make_identity(subject)
+        identity = faces.make_identity(subject)
         for expression, (session, recording) in _SYNTHETIC_RECORDINGS.items():
-            rendered = synthetic.render(identity, expression, 1.0, render_size,
-                                        pose=synthetic.random_pose(rng, amount=2.0))
-            name = f"{subject:03d}_{session:02d}_{recording:02d}_051_{synthetic.ILLUMINATION:02d}"
+            rendered = faces.render(identity, expression, 1.0, render_size,
+                                        pose=faces.random_pose(rng, amount=2.0))
+            name = f"{subject:03d}_{session:02d}_{recording:02d}_051_{faces.ILLUMINATION:02d}"
             folder = (root / f"session{session:02d}" / "multiview" / f"{subject:03d}"
                       / f"{recording:02d}" / "05_1")
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{name}.png"), rendered.image[..., ::-1])
-            synthetic.save_landmarks(synthetic.landmarks_path(folder / f"{name}.png"),
+            faces.save_landmarks(faces.landmarks_path(folder / f"{name}.png"),
                                      rendered.landmarks)
-            synthetic.save_ground_truth(synthetic.truth_path(folder / f"{name}.png"),
+            faces.save_ground_truth(faces.truth_path(folder / f"{name}.png"),
                                         rendered.truth)
 
 
@@ -224,7 +225,7 @@ def _write_synthetic(root: pathlib.Path, num_identities: int, render_size: int) 
 def test_synthetic_build_carries_ground_truth_that_matches_the_crops(tmp_path):
     root, out = tmp_path / "synthetic", tmp_path / "out"
     _write_synthetic(root, num_identities=3, render_size=128)
-    manifest = dataset_builder.build_dataset(dataset_builder.BuildConfig(
+    manifest = builder.build_dataset(builder.BuildConfig(
         source="synthetic", input_dir=str(root), output_dir=str(out), size=32, hr_size=64,
         val_fraction=0.34, num_workers=1))
     assert manifest.has_ground_truth and manifest.failures == []
@@ -248,13 +249,13 @@ def test_synthetic_build_carries_ground_truth_that_matches_the_crops(tmp_path):
             paths = [root / (example[f"{role}_id"].numpy().decode() + ".png")
                      for role in ("source", "target")]
             source, target = (alignment.align_face(alignment.load_image(path),
-                                                   synthetic.load_landmarks(path), 32, 64
+                                                   faces.load_landmarks(path), 32, 64
                                                    ).crop.astype(np.float32) for path in paths)
             coords = example["gt_coords"].numpy().reshape(32, 32, 2)
             visible = example["gt_visibility"].numpy().reshape(32, 32) > 0.5
             assert visible.mean() > 0.8
             errors.append(warp_error(source, target, coords, visible))
-            render_frame = synthetic.pair_truth_from_files(*paths, 32).coords
+            render_frame = faces.pair_truth_from_files(*paths, 32).coords
             render_frame_errors.append(warp_error(source, target, render_frame, visible))
             still_errors.append(np.abs(source - target).mean(axis=-1)[visible].mean())
             landmarks = example["target_landmarks"].numpy().reshape(68, 2)

@@ -1,11 +1,11 @@
-"""Tests for fvae_tf.color_transfer against Reinhard et al.'s printed equations."""
+"""Tests for fvae_tf.data.color_transfer against Reinhard et al.'s printed equations."""
 
 import math
 
 import numpy as np
 import pytest
 
-from fvae_tf import color_transfer
+from fvae_tf.data import color_transfer
 
 # The paper's printed inverse matrices (eqs. 8-9), rounded to 4 digits there.
 _PAPER_LMS_TO_RGB = np.array([

@@ -1,4 +1,4 @@
-"""Tests for fvae_tf.datasets: readers, identity split, ordered pairs, alignment routes."""
+"""Tests for fvae_tf.data.readers: readers, identity split, ordered pairs, alignment routes."""
 
 import json
 import pathlib
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fvae_tf import alignment, dataset_builder, datasets
+from fvae_tf.data import alignment, builder, readers
 
 # Real Multi-PIE names, camera 05_1, illumination 07, and the expression the
 # paper gives each (session, recording) (SPEC, Data).
@@ -47,21 +47,21 @@ def multipie_root(tmp_path):
 
 
 def test_multipie_labels(multipie_root):
-    images = datasets.read_multipie(multipie_root, illumination=7)
+    images = readers.read_multipie(multipie_root, illumination=7)
     got = {image.path.name: image.expression for image in images}
     assert got == {**_SUBJECT_001, **_SUBJECT_002, **_SUBJECT_003}
     by_name = {image.path.name: image for image in images}
     assert by_name["001_04_02_051_07.png"].identity == "001"
     assert by_name["001_04_02_051_07.png"].extras == {
         "session": 4, "recording": 2, "illumination": 7}
-    assert datasets.image_id(by_name["003_02_03_051_07.png"], multipie_root) == (
+    assert readers.image_id(by_name["003_02_03_051_07.png"], multipie_root) == (
         "session02/multiview/003/03/05_1/003_02_03_051_07")
 
 
 def test_multipie_pairs(multipie_root):
-    images = datasets.read_multipie(multipie_root, illumination=7)
+    images = readers.read_multipie(multipie_root, illumination=7)
     pairs = {(images[s].path.name, images[t].path.name)
-             for s, t in datasets.ordered_pairs(images)}
+             for s, t in readers.ordered_pairs(images)}
     # 001: 11 images, 11 * 10 ordered pairs minus the same-expression ones:
     # 5 neutrals (5 * 4) and 2 smiles (2 * 1) -> 88. 002: 2. 003: 3 * 2 = 6.
     assert len(pairs) == 88 + 2 + 6
@@ -73,24 +73,24 @@ def test_multipie_pairs(multipie_root):
 
 
 def test_multipie_illumination_flag(multipie_root):
-    images = datasets.read_multipie(multipie_root, illumination=0)
+    images = readers.read_multipie(multipie_root, illumination=0)
     assert len(images) == 16 and all(i.path.name.endswith("_00.png") for i in images)
-    with pytest.raises(datasets.DatasetError, match=r"illuminations found: 00, 07"):
-        datasets.read_multipie(multipie_root, illumination=12)
+    with pytest.raises(readers.DatasetError, match=r"illuminations found: 00, 07"):
+        readers.read_multipie(multipie_root, illumination=12)
 
 
 def test_multipie_rejects_inconsistent_names(multipie_root):
     wrong = _multipie_path(multipie_root, "001_01_02_051_07.png").parent / "004_01_02_051_07.png"
     _touch(wrong)
-    with pytest.raises(datasets.DatasetError, match="disagrees with its folders") as info:
-        datasets.read_multipie(multipie_root)
+    with pytest.raises(readers.DatasetError, match="disagrees with its folders") as info:
+        readers.read_multipie(multipie_root)
     assert info.value.path == wrong
 
 
 def test_multipie_rejects_unknown_recording(tmp_path):
     _touch(_multipie_path(tmp_path, "001_01_03_051_07.png"))
-    with pytest.raises(datasets.DatasetError, match="session 1 has no recording 3"):
-        datasets.read_multipie(tmp_path)
+    with pytest.raises(readers.DatasetError, match="session 1 has no recording 3"):
+        readers.read_multipie(tmp_path)
 
 
 def _london_tree(root: pathlib.Path, identities: list[str]) -> pathlib.Path:
@@ -104,27 +104,27 @@ def test_london_reader(tmp_path):
     root = _london_tree(tmp_path, ["001", "017"])
     _touch(root / "neutral" / ".DS_Store")
     _touch(root / "london_info.csv")
-    images = datasets.read_london(root)
+    images = readers.read_london(root)
     assert [(i.identity, i.expression, i.path.name) for i in images] == [
         ("001", "neutral", "001_03.jpg"), ("017", "neutral", "017_03.jpg"),
         ("001", "smile", "001_08.jpg"), ("017", "smile", "017_08.jpg")]
-    assert len(datasets.ordered_pairs(images)) == 4
+    assert len(readers.ordered_pairs(images)) == 4
 
 
 def test_london_reader_errors(tmp_path):
-    with pytest.raises(datasets.DatasetError, match="expected neutral/ and smiling/"):
-        datasets.read_london(tmp_path)
+    with pytest.raises(readers.DatasetError, match="expected neutral/ and smiling/"):
+        readers.read_london(tmp_path)
     root = _london_tree(tmp_path, ["001"])
     _touch(root / "smiling" / "portrait.jpg")
-    with pytest.raises(datasets.DatasetError, match="NNN_XX.jpg"):
-        datasets.read_london(root)
+    with pytest.raises(readers.DatasetError, match="NNN_XX.jpg"):
+        readers.read_london(root)
 
 
 def test_london_reader_on_the_real_set(london_dir):
-    images = datasets.read_london(london_dir)
+    images = readers.read_london(london_dir)
     assert len(images) == 204
     assert len({i.identity for i in images}) == 102
-    assert len(datasets.ordered_pairs(images)) == 204
+    assert len(readers.ordered_pairs(images)) == 204
 
 
 def test_folder_reader(tmp_path):
@@ -133,16 +133,16 @@ def test_folder_reader(tmp_path):
     _touch(tmp_path / "alice" / "smile" / "notes.txt")
     _touch(tmp_path / "bob" / "scream" / "c.jpeg")
     _touch(tmp_path / ".git" / "objects" / "pack.png")  # hidden folders are not identities
-    images = datasets.read_folder(tmp_path)
+    images = readers.read_folder(tmp_path)
     assert [(i.identity, i.expression, i.path.name) for i in images] == [
         ("alice", "neutral", "a.jpg"), ("alice", "smile", "b.PNG"), ("bob", "scream", "c.jpeg")]
-    assert datasets.ordered_pairs(images) == [(0, 1), (1, 0)]
+    assert readers.ordered_pairs(images) == [(0, 1), (1, 0)]
 
 
 def test_folder_reader_unknown_expression(tmp_path):
     _touch(tmp_path / "alice" / "smiling" / "a.jpg")
-    with pytest.raises(datasets.DatasetError, match="unknown expression 'smiling'.*neutral, smile"):
-        datasets.read_folder(tmp_path)
+    with pytest.raises(readers.DatasetError, match="unknown expression 'smiling'.*neutral, smile"):
+        readers.read_folder(tmp_path)
 
 
 def test_folder_reader_csv(tmp_path):
@@ -153,37 +153,37 @@ def test_folder_reader_csv(tmp_path):
     outside = _touch(tmp_path.parent / f"{tmp_path.name}_elsewhere" / "w.png")
     csv_path.write_text(header + "photos/x.jpg,p1,neutral\nphotos/y.jpg,p1,surprise\n"
                         f"{outside},p2,smile\n")
-    images = datasets.read_folder(tmp_path / "ignored", manifest_csv=csv_path)
+    images = readers.read_folder(tmp_path / "ignored", manifest_csv=csv_path)
     assert [(i.identity, i.expression) for i in images] == [
         ("p1", "neutral"), ("p1", "surprise"), ("p2", "smile")]
-    assert datasets.image_id(images[1], tmp_path) == "photos/y"
-    assert datasets.image_id(images[2], tmp_path) == f"../{tmp_path.name}_elsewhere/w"
+    assert readers.image_id(images[1], tmp_path) == "photos/y"
+    assert readers.image_id(images[2], tmp_path) == f"../{tmp_path.name}_elsewhere/w"
     csv_path.write_text(header + "photos/x.jpg,p1,neutral\nphotos/z.jpg,p1,smile\n")
-    with pytest.raises(datasets.DatasetError, match="line 3.*z.jpg does not exist"):
-        datasets.read_folder(tmp_path, manifest_csv=csv_path)
+    with pytest.raises(readers.DatasetError, match="line 3.*z.jpg does not exist"):
+        readers.read_folder(tmp_path, manifest_csv=csv_path)
     csv_path.write_text("file,identity,expression\nphotos/x.jpg,p1,neutral\n")
-    with pytest.raises(datasets.DatasetError, match="missing: path"):
-        datasets.read_folder(tmp_path, manifest_csv=csv_path)
+    with pytest.raises(readers.DatasetError, match="missing: path"):
+        readers.read_folder(tmp_path, manifest_csv=csv_path)
 
 
 def test_split_identities():
     identities = [f"{i:03d}" for i in range(1, 103)]
-    train, val = datasets.split_identities(identities + identities[:5], 0.2, seed=0)
+    train, val = readers.split_identities(identities + identities[:5], 0.2, seed=0)
     assert len(val) == 20 and len(train) == 82  # round(102 * 0.2) = 20
     assert sorted(train + val) == identities
-    assert (train, val) == datasets.split_identities(list(reversed(identities)), 0.2, seed=0)
-    assert val != datasets.split_identities(identities, 0.2, seed=1)[1]
-    assert datasets.split_identities(["a", "b"], 0.2, seed=0)[1] in (["a"], ["b"])
-    assert datasets.split_identities(["a", "b", "c"], 0.0, seed=0) == (["a", "b", "c"], [])
+    assert (train, val) == readers.split_identities(list(reversed(identities)), 0.2, seed=0)
+    assert val != readers.split_identities(identities, 0.2, seed=1)[1]
+    assert readers.split_identities(["a", "b"], 0.2, seed=0)[1] in (["a"], ["b"])
+    assert readers.split_identities(["a", "b", "c"], 0.0, seed=0) == (["a", "b", "c"], [])
     with pytest.raises(ValueError):
-        datasets.split_identities(identities, 1.0, seed=0)
+        readers.split_identities(identities, 1.0, seed=0)
 
 
 def test_ordered_pairs_by_hand():
-    images = [datasets.FaceImage(pathlib.Path(n), i, e) for n, i, e in [
+    images = [readers.FaceImage(pathlib.Path(n), i, e) for n, i, e in [
         ("a", "p", "neutral"), ("b", "q", "neutral"), ("c", "p", "smile"),
         ("d", "p", "smile"), ("e", "q", "neutral")]]
-    assert sorted(datasets.ordered_pairs(images)) == [(0, 2), (0, 3), (2, 0), (3, 0)]
+    assert sorted(readers.ordered_pairs(images)) == [(0, 2), (0, 3), (2, 0), (3, 0)]
 
 
 def _face_photo(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
@@ -202,12 +202,12 @@ def test_align_images_with_given_landmarks_and_bad_files(tmp_path):
     image, landmarks = _face_photo(tmp_path / "p" / "neutral" / "a.png")
     (tmp_path / "p" / "smile").mkdir()
     (tmp_path / "p" / "smile" / "broken.png").write_bytes(b"not a png")
-    images = [datasets.FaceImage(tmp_path / "p" / "neutral" / "a.png", "p", "neutral",
+    images = [readers.FaceImage(tmp_path / "p" / "neutral" / "a.png", "p", "neutral",
                                  landmarks=landmarks),
-              datasets.FaceImage(tmp_path / "p" / "smile" / "broken.png", "p", "smile",
+              readers.FaceImage(tmp_path / "p" / "smile" / "broken.png", "p", "smile",
                                  landmarks=landmarks)]
     calls = []
-    aligned, failures = dataset_builder.align_images(
+    aligned, failures = builder.align_images(
         images, tmp_path, size=32, hr_size=96, num_workers=1,
         progress=lambda done, total: calls.append((done, total)))
     want = alignment.align_face(image, landmarks, 32, 96)
@@ -217,7 +217,7 @@ def test_align_images_with_given_landmarks_and_bad_files(tmp_path):
     # The photo was drawn from the template, so the aligned landmarks are it.
     np.testing.assert_allclose(aligned[0].landmarks, alignment.canonical_template(), atol=1e-9)
     np.testing.assert_allclose(aligned[0].transform, want.transform)
-    assert failures == [dataset_builder.Failure(str(images[1].path), failures[0].reason)]
+    assert failures == [builder.Failure(str(images[1].path), failures[0].reason)]
     assert "not a recognised image format" in failures[0].reason
     assert calls == [(1, 2), (2, 2)]
 
@@ -235,15 +235,15 @@ def test_align_images_reuses_aligned_dir(tmp_path):
     pathlib.Path(f"{stem}_align.json").write_text(json.dumps({
         "crop_size": 32, "crop_hr_size": 96, "landmarks_aligned": landmarks.tolist(),
         "transform": [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]]}))
-    images = [datasets.FaceImage(tmp_path / "in" / "p" / "neutral" / "a.jpg", "p", "neutral"),
-              datasets.FaceImage(tmp_path / "in" / "p" / "smile" / "b.jpg", "p", "smile")]
-    aligned, failures = dataset_builder.align_images(images, tmp_path / "in", size=32, hr_size=96,
+    images = [readers.FaceImage(tmp_path / "in" / "p" / "neutral" / "a.jpg", "p", "neutral"),
+              readers.FaceImage(tmp_path / "in" / "p" / "smile" / "b.jpg", "p", "smile")]
+    aligned, failures = builder.align_images(images, tmp_path / "in", size=32, hr_size=96,
                                               aligned_dir=aligned_dir)
     np.testing.assert_array_equal(aligned[0].crop, crop)
     np.testing.assert_array_equal(aligned[0].crop_hr, crop_hr)
     np.testing.assert_allclose(aligned[0].landmarks, landmarks)
     np.testing.assert_array_equal(aligned[0].transform, [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]])
     assert len(failures) == 1 and "b_align.json" in failures[0].reason
-    _, failures = dataset_builder.align_images(images[:1], tmp_path / "in", size=64, hr_size=256,
+    _, failures = builder.align_images(images[:1], tmp_path / "in", size=64, hr_size=256,
                                         aligned_dir=aligned_dir)
     assert "aligned at 32/96 px" in failures[0].reason

@@ -18,7 +18,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from fvae_tf import alignment, latent_stats
+from fvae_tf.data import alignment
+from fvae_tf.train import latent_stats
 
 # The tiny dataset writer lives with the training tests; pytest puts tests/ on sys.path.
 from test_training import write_tiny_dataset

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import editing, latent_stats, sampler
-from fvae_tf.config import get_config
+from fvae_tf.edit import editing
+from fvae_tf.train import latent_stats
+from fvae_tf.warp import sampler
+from fvae_tf.model.config import get_config
 from fvae_tf.expressions import EXPRESSIONS
-from fvae_tf.fvae import FVAE, ConfidenceModel
+from fvae_tf.model.fvae import FVAE, ConfidenceModel
 
 
 def random_models(seed: int = 0, gain: float = 1.0) -> tuple[FVAE, ConfidenceModel]:

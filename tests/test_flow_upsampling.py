@@ -5,7 +5,7 @@ import numpy as np
 import skimage.data
 import tensorflow as tf
 
-from fvae_tf import flow_upsampling, sampler
+from fvae_tf.warp import flow_upsampling, sampler
 
 
 def _hr_image(size=256) -> np.ndarray:

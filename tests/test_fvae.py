@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import config as config_lib
-from fvae_tf import fvae, losses, sampler
+from fvae_tf.model import config as config_lib
+from fvae_tf.model import fvae, losses
+from fvae_tf.warp import sampler
 
 SHIFT = 3  # pixels: the target is the source moved right by SHIFT
 

@@ -1,10 +1,10 @@
-"""Tests for fvae_tf.input_pipeline: decoding, the pair flip, determinism."""
+"""Tests for fvae_tf.data.input_pipeline: decoding, the pair flip, determinism."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import alignment, input_pipeline, records
+from fvae_tf.data import alignment, input_pipeline, records
 
 SIZE, HR = 8, 16
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fvae_tf import flow_upsampling, interpolation
+from fvae_tf.edit import interpolation
+from fvae_tf.warp import flow_upsampling
 
 # The random-weight tiny models live with the editing tests; pytest puts tests/ on sys.path.
 from test_editing import random_faces, random_models

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from fvae_tf import losses, sampler
+from fvae_tf.model import losses
+from fvae_tf.warp import sampler
 
 
 def test_kl_matches_per_dimension_closed_form():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import config as config_lib
-from fvae_tf import fvae, models, sampler
+from fvae_tf.model import config as config_lib
+from fvae_tf.model import fvae, networks
+from fvae_tf.warp import sampler
 
 TINY = config_lib.get_config("tiny")
 
@@ -35,27 +36,27 @@ def test_every_preset_is_valid_and_documented():
 def test_shapes_and_value_ranges():
     x = _images()
     z = np.random.default_rng(1).normal(size=(2, TINY.latent_dim)).astype(np.float32)
-    mu, log_var = models.Encoder(TINY)(x)
+    mu, log_var = networks.Encoder(TINY)(x)
     assert mu.shape == log_var.shape == (2, TINY.latent_dim)
-    coords = models.FlowDecoder(TINY)((z, x)).numpy()
+    coords = networks.FlowDecoder(TINY)((z, x)).numpy()
     assert coords.shape == (2, 64, 64, 2) and np.all(np.abs(coords) < 1)
-    mask = models.MaskNet(TINY)((x, z)).numpy()
+    mask = networks.MaskNet(TINY)((x, z)).numpy()
     assert mask.shape == (2, 64, 64, 1) and np.all((mask > 0) & (mask < 1))
-    rgb = models.PixelDecoder(TINY)((z, x)).numpy()
+    rgb = networks.PixelDecoder(TINY)((z, x)).numpy()
     assert rgb.shape == (2, 64, 64, 3) and np.all(np.abs(rgb) <= 1)
 
 
 def test_flow_decoder_starts_at_the_identity_warp():
     x = _images()
     z = np.zeros((2, TINY.latent_dim), np.float32)
-    coords = models.FlowDecoder(TINY)((z, x)).numpy()
+    coords = networks.FlowDecoder(TINY)((z, x)).numpy()
     identity = sampler.identity_grid(64, 64).numpy()
     assert np.max(np.abs(coords - identity)) < 0.05
 
 
 def test_batch_norm_everywhere_but_the_last_two_layers():
-    encoder = models.Encoder(TINY)
-    decoder = models.FlowDecoder(TINY)
+    encoder = networks.Encoder(TINY)
+    decoder = networks.FlowDecoder(TINY)
     encoder(_images(1))
     decoder((np.zeros((1, TINY.latent_dim), np.float32), _images(1)))
     down = [block.norm is not None for block in encoder.down.blocks]
@@ -71,7 +72,7 @@ def test_batch_norm_everywhere_but_the_last_two_layers():
 
 def test_truncated_normal_init_stddev():
     cfg = config_lib.get_config("tiny", base_channels=32)
-    encoder = models.Encoder(cfg)
+    encoder = networks.Encoder(cfg)
     encoder(_images(1))
     kernel = encoder.down.blocks[-1].conv.kernel.numpy().ravel()  # 5x5x128x256 values
     # A normal truncated at 2 stddev has stddev 0.8796 * stddev.

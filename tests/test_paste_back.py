@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from fvae_tf import alignment, paste_back, sampler
+from fvae_tf.data import alignment
+from fvae_tf.edit import paste_back
+from fvae_tf.warp import sampler
 
 MASK_SIZE = 128
 

@@ -1,4 +1,4 @@
-"""Tests for fvae_tf.records: the Example format, atomic shards, the manifest."""
+"""Tests for fvae_tf.data.records: the Example format, atomic shards, the manifest."""
 
 import dataclasses
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import records
+from fvae_tf.data import records
 
 
 def _pair(rng: np.random.Generator, size: int = 8, hr_size: int = 16,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import sampler
+from fvae_tf.warp import sampler
 
 BORDERS = {
     "clamp": dict(borderMode=cv2.BORDER_REPLICATE),

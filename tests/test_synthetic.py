@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from matplotlib import tri as mtri
 
-from fvae_tf import alignment, datasets, synthetic, synthetic_dataset
-from fvae_tf import synthetic_geometry as geometry
-from fvae_tf import synthetic_mesh as mesh
+from fvae_tf.data import alignment, readers
+from fvae_tf.synthetic import faces, dataset
+from fvae_tf.synthetic import geometry
+from fvae_tf.synthetic import mesh
 from fvae_tf.expressions import EXPRESSIONS, MULTIPIE_RECORDINGS
 
 SIZE = 64
@@ -20,15 +21,15 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def person() -> synthetic.Identity:
-    return synthetic.make_identity(11)
+def person() -> faces.Identity:
+    return faces.make_identity(11)
 
 
 @pytest.fixture(scope="module")
-def renders(person) -> dict[str, synthetic.Rendered]:
+def renders(person) -> dict[str, faces.Rendered]:
     """Every expression at 64 px, each in its own jittered pose, plain light."""
     rng = np.random.default_rng(5)
-    return {e: synthetic.render(person, e, 1.0, SIZE, pose=synthetic.random_pose(rng))
+    return {e: faces.render(person, e, 1.0, SIZE, pose=faces.random_pose(rng))
             for e in EXPRESSIONS}
 
 
@@ -79,10 +80,10 @@ def test_no_triangle_folds_over():
     rng = np.random.default_rng(0)
     skin = mesh.TRIANGLE_LAYERS == mesh.Layer.SKIN
     for seed in range(40):
-        neutral = synthetic.make_identity(seed).neutral
+        neutral = faces.make_identity(seed).neutral
         for expression in EXPRESSIONS:
             for intensity in (0.0, 0.5, 1.0):
-                pose = synthetic.random_pose(rng, 1.5)
+                pose = faces.random_pose(rng, 1.5)
                 vertices, _ = geometry.deform(neutral, expression, intensity, pose)
                 areas = mesh.signed_areas(vertices, mesh.TRIANGLES)
                 assert areas[skin].min() > 0, (seed, expression, intensity)
@@ -91,7 +92,7 @@ def test_no_triangle_folds_over():
 
 def test_pair_with_itself_is_the_identity_grid(renders):
     truth = renders["smile"].truth
-    pair = synthetic.pair_truth(truth, truth, SIZE)
+    pair = faces.pair_truth(truth, truth, SIZE)
     axis = (2 * np.arange(SIZE) + 1) / SIZE - 1  # pixel centres, align_corners=False
     np.testing.assert_allclose(pair.coords[..., 0], np.tile(axis, (SIZE, 1)), atol=1e-6)
     np.testing.assert_allclose(pair.coords[..., 1], np.tile(axis[:, None], (1, SIZE)), atol=1e-6)
@@ -102,7 +103,7 @@ def test_pair_with_itself_is_the_identity_grid(renders):
                                             ("squint", "surprise"), ("disgust", "neutral")])
 def test_truth_warps_source_into_target(renders, source, target):
     src, tgt = renders[source], renders[target]
-    pair = synthetic.pair_truth(src.truth, tgt.truth, SIZE)
+    pair = faces.pair_truth(src.truth, tgt.truth, SIZE)
     warped = _remap(src.image, pair.coords)
     error = np.abs(warped - tgt.image).mean(axis=-1)
     visible = pair.visibility > 0
@@ -117,10 +118,10 @@ def test_truth_warps_source_into_target(renders, source, target):
 
 
 def test_project_sampler_agrees_with_cv2_remap(renders):
-    from fvae_tf import sampler  # TensorFlow: imported here, for this test only
+    from fvae_tf.warp import sampler  # TensorFlow: imported here, for this test only
 
     src, tgt = renders["neutral"], renders["scream"]
-    pair = synthetic.pair_truth(src.truth, tgt.truth, SIZE)
+    pair = faces.pair_truth(src.truth, tgt.truth, SIZE)
     warped = sampler.bilinear_sample(src.image[None].astype(np.float32), pair.coords[None])[0]
     np.testing.assert_allclose(np.asarray(warped), _remap(src.image, pair.coords), atol=0.02)
 
@@ -128,7 +129,7 @@ def test_project_sampler_agrees_with_cv2_remap(renders):
 def test_truth_carries_target_landmarks_onto_source_landmarks(renders):
     """An independent check of the direction: target landmark -> source landmark."""
     src, tgt = renders["surprise"], renders["smile"]
-    pair = synthetic.pair_truth(src.truth, tgt.truth, SIZE)
+    pair = faces.pair_truth(src.truth, tgt.truth, SIZE)
     skin = list(range(36))  # jaw, brows, nose: away from the openings, where the field jumps
     where = tgt.landmarks[skin, None].astype(np.float32)  # [N, 1, 2] pixels
     at_landmarks = cv2.remap(pair.coords, where[..., 0], where[..., 1], cv2.INTER_LINEAR)[:, 0]
@@ -141,19 +142,19 @@ def test_visibility_is_zero_on_new_teeth_and_one_on_shared_teeth(renders):
     for target in (smile, scream):
         mouth = _inside_polygon(target.landmarks[60:68], SIZE, 0.5)
         assert mouth.sum() > 4  # a smile parts the lips by about 2 pixels at 64
-        pair = synthetic.pair_truth(neutral.truth, target.truth, SIZE)
+        pair = faces.pair_truth(neutral.truth, target.truth, SIZE)
         assert pair.visibility[mouth].max() == 0.0  # closed lips hid all of it
         away = ~_inside_polygon(target.landmarks[60:68], SIZE, -2.0)
         assert pair.visibility[away].mean() > 0.9
-    pair = synthetic.pair_truth(smile.truth, scream.truth, SIZE)
+    pair = faces.pair_truth(smile.truth, scream.truth, SIZE)
     mouth = _inside_polygon(scream.landmarks[60:68], SIZE, 0.5)
     assert 0.05 < pair.visibility[mouth].mean() < 0.95  # upper teeth in both, not the tongue
 
 
 def test_lower_teeth_follow_the_jaw(person):
     size = 128
-    src, tgt = (synthetic.render(person, "scream", t, size) for t in (0.6, 1.0))
-    pair = synthetic.pair_truth(src.truth, tgt.truth, size)
+    src, tgt = (faces.render(person, "scream", t, size) for t in (0.6, 1.0))
+    pair = faces.pair_truth(src.truth, tgt.truth, size)
     lm = tgt.landmarks
     bottom = (_inside_polygon(lm[60:68], size, 0.5)
               & (np.arange(size)[:, None] > lm[62, 1] + 0.6 * (lm[66, 1] - lm[62, 1])))
@@ -165,9 +166,9 @@ def test_lower_teeth_follow_the_jaw(person):
 
 def test_content_outside_the_source_frame_is_invisible(person):
     shifted = geometry.pose_matrix(shift=(0.3, 0.0))
-    src = synthetic.render(person, "neutral", 1.0, SIZE, pose=shifted)
-    tgt = synthetic.render(person, "neutral", 1.0, SIZE)
-    pair = synthetic.pair_truth(src.truth, tgt.truth, SIZE)
+    src = faces.render(person, "neutral", 1.0, SIZE, pose=shifted)
+    tgt = faces.render(person, "neutral", 1.0, SIZE)
+    pair = faces.pair_truth(src.truth, tgt.truth, SIZE)
     outside = np.any(np.abs(pair.coords) > 1.0, axis=-1)
     assert outside[:, -5:].all()  # the target's right edge lies beyond the shifted source's
     assert pair.visibility[outside].max() == 0.0
@@ -178,14 +179,14 @@ def test_lids_hide_the_eyeball(renders):
     target = renders["surprise"]
     eyes = (_inside_polygon(target.landmarks[36:42], SIZE, 0.5)
             | _inside_polygon(target.landmarks[42:48], SIZE, 0.5))
-    widened = synthetic.pair_truth(renders["neutral"].truth, target.truth, SIZE)
+    widened = faces.pair_truth(renders["neutral"].truth, target.truth, SIZE)
     assert 0.2 < widened.visibility[eyes].mean() < 0.8  # the neutral lids covered the rest
-    squinted = synthetic.pair_truth(renders["squint"].truth, target.truth, SIZE)
+    squinted = faces.pair_truth(renders["squint"].truth, target.truth, SIZE)
     assert squinted.visibility[eyes].mean() < 0.1  # a slit: blended with the lids at 64 px
 
 
 def test_expressions_move_the_landmarks_as_named(person):
-    lm = {e: synthetic.render(person, e, 1.0, SIZE).landmarks for e in EXPRESSIONS}
+    lm = {e: faces.render(person, e, 1.0, SIZE).landmarks for e in EXPRESSIONS}
     neutral = lm["neutral"]
 
     def opening(points, upper, lower):
@@ -209,19 +210,19 @@ def test_expressions_move_the_landmarks_as_named(person):
 
 
 def test_intensity_interpolates_the_geometry(person):
-    zero, half, full = (synthetic.render(person, "surprise", t, SIZE) for t in (0.0, 0.5, 1.0))
-    np.testing.assert_array_equal(zero.image, synthetic.render(person, "neutral", 1.0, SIZE).image)
+    zero, half, full = (faces.render(person, "surprise", t, SIZE) for t in (0.0, 0.5, 1.0))
+    np.testing.assert_array_equal(zero.image, faces.render(person, "neutral", 1.0, SIZE).image)
     np.testing.assert_allclose(half.landmarks, (zero.landmarks + full.landmarks) / 2, atol=1e-9)
 
 
 def test_identities_differ():
-    a, b = (synthetic.render(synthetic.make_identity(s), "neutral", 1.0, SIZE) for s in (1, 2))
+    a, b = (faces.render(faces.make_identity(s), "neutral", 1.0, SIZE) for s in (1, 2))
     assert np.abs(a.image.astype(np.float64) - b.image).mean() > 10
     assert np.abs(a.landmarks - b.landmarks).max() > 1.0
 
 
 def test_sizes_share_the_geometry(person):
-    small, large = (synthetic.render(person, "smile", 1.0, s) for s in (SIZE, 4 * SIZE))
+    small, large = (faces.render(person, "smile", 1.0, s) for s in (SIZE, 4 * SIZE))
     np.testing.assert_allclose(small.landmarks, (large.landmarks + 0.5) / 4 - 0.5, atol=1e-9)
     shrunk = cv2.resize(large.image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     assert np.abs(shrunk.astype(np.float64) - small.image).mean() < 4.0
@@ -229,11 +230,11 @@ def test_sizes_share_the_geometry(person):
 
 def test_truth_follows_alignment_transforms(person):
     rng = np.random.default_rng(3)
-    src, tgt = (synthetic.render(person, e, 1.0, 128, pose=synthetic.random_pose(rng, 2.0))
+    src, tgt = (faces.render(person, e, 1.0, 128, pose=faces.random_pose(rng, 2.0))
                 for e in ("neutral", "disgust"))
     src_face = alignment.align_face(src.image, src.landmarks, SIZE, 128)
     tgt_face = alignment.align_face(tgt.image, tgt.landmarks, SIZE, 128)
-    pair = synthetic.pair_truth(src.truth, tgt.truth, SIZE, source_transform=src_face.transform,
+    pair = faces.pair_truth(src.truth, tgt.truth, SIZE, source_transform=src_face.transform,
                                 target_transform=tgt_face.transform)
     error = np.abs(_remap(src_face.crop, pair.coords) - tgt_face.crop).mean(axis=-1)
     assert error[pair.visibility > 0].mean() < 3.0  # 2.4; a half-pixel slip costs 5.8
@@ -243,27 +244,27 @@ def test_files_round_trip(tmp_path, renders):
     paths = {}
     for e in ("neutral", "scream"):
         paths[e] = tmp_path / f"{e}.png"
-        synthetic.save_ground_truth(synthetic.truth_path(paths[e]), renders[e].truth)
-        synthetic.save_landmarks(synthetic.landmarks_path(paths[e]), renders[e].landmarks)
-    from_files = synthetic.pair_truth_from_files(paths["neutral"], paths["scream"], SIZE)
-    in_memory = synthetic.pair_truth(renders["neutral"].truth, renders["scream"].truth, SIZE)
+        faces.save_ground_truth(faces.truth_path(paths[e]), renders[e].truth)
+        faces.save_landmarks(faces.landmarks_path(paths[e]), renders[e].landmarks)
+    from_files = faces.pair_truth_from_files(paths["neutral"], paths["scream"], SIZE)
+    in_memory = faces.pair_truth(renders["neutral"].truth, renders["scream"].truth, SIZE)
     np.testing.assert_array_equal(from_files.coords, in_memory.coords)
     np.testing.assert_array_equal(from_files.visibility, in_memory.visibility)
-    np.testing.assert_array_equal(synthetic.load_landmarks(paths["scream"]),
+    np.testing.assert_array_equal(faces.load_landmarks(paths["scream"]),
                                   renders["scream"].landmarks)
-    np.save(synthetic.landmarks_path(paths["neutral"]), np.zeros((5, 2)))
+    np.save(faces.landmarks_path(paths["neutral"]), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="68, 2"):
-        synthetic.load_landmarks(paths["neutral"])
+        faces.load_landmarks(paths["neutral"])
 
 
-_TINY = synthetic_dataset.DatasetConfig(num_identities=2, seed=3, size=16, hr_size=32,
+_TINY = dataset.DatasetConfig(num_identities=2, seed=3, size=16, hr_size=32,
                                         intensities=(0.5, 1.0))
 
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("synthetic") / "set"
-    synthetic_dataset.write_dataset(out, _TINY)
+    dataset.write_dataset(out, _TINY)
     return out
 
 
@@ -274,10 +275,10 @@ def _tree_bytes(root: pathlib.Path) -> dict[str, bytes]:
 
 def test_same_seed_same_bytes(tiny_dataset, tmp_path):
     again = tmp_path / "again"
-    synthetic_dataset.write_dataset(again, _TINY)
+    dataset.write_dataset(again, _TINY)
     assert _tree_bytes(again) == _tree_bytes(tiny_dataset)
     other = tmp_path / "other"
-    synthetic_dataset.write_dataset(other, synthetic_dataset.DatasetConfig(
+    dataset.write_dataset(other, dataset.DatasetConfig(
         num_identities=1, seed=4, size=16, hr_size=32, intensities=(1.0,)))
     name = "session01/multiview/001/01/05_1/001_01_01_051_07.png"
     assert (other / name).read_bytes() != (tiny_dataset / name).read_bytes()
@@ -293,20 +294,20 @@ def test_layout_parses_back_to_the_right_labels(tiny_dataset):
         session, subject, recording = int(match[1]), match[2], int(match[3])
         assert (match[4], int(match[5]), int(match[6])) == (subject, session, recording)
         label = MULTIPIE_RECORDINGS[(session, recording)]
-        assert synthetic.load_ground_truth(synthetic.truth_path(path)).expression == label
-        assert synthetic.load_landmarks(path).shape == (68, 2)
+        assert faces.load_ground_truth(faces.truth_path(path)).expression == label
+        assert faces.load_landmarks(path).shape == (68, 2)
         assert cv2.imread(str(path)).shape == (32, 32, 3)
-        small = tiny_dataset / synthetic_dataset.LOWRES_DIR / path.relative_to(tiny_dataset)
+        small = tiny_dataset / dataset.LOWRES_DIR / path.relative_to(tiny_dataset)
         assert cv2.imread(str(small)).shape == (16, 16, 3)
         found.append((subject, label))
     assert len(found) == 2 * len(MULTIPIE_RECORDINGS)
-    read = datasets.read_synthetic(tiny_dataset)  # the data-prep reader agrees
+    read = readers.read_synthetic(tiny_dataset)  # the data-prep reader agrees
     assert sorted((im.identity, im.expression) for im in read) == sorted(found)
     graded = sorted(p.name for p in (tiny_dataset / "graded" / "002").glob("*.png"))
     expected = ["neutral_000.png"] + [f"{e}_{percent}.png" for e in EXPRESSIONS[1:]
                                       for percent in ("050", "100")]
     assert graded == sorted(expected)
-    truth = synthetic.load_ground_truth(tiny_dataset / "graded" / "002" / "smile_050.truth.npz")
+    truth = faces.load_ground_truth(tiny_dataset / "graded" / "002" / "smile_050.truth.npz")
     assert (truth.expression, truth.intensity) == ("smile", 0.5)
     for picture in ("contact_sheet.png", "ground_truth.png", "graded.png"):
         assert cv2.imread(str(tiny_dataset / picture)).shape[0] > 128
@@ -315,11 +316,11 @@ def test_layout_parses_back_to_the_right_labels(tiny_dataset):
 def test_write_dataset_refuses_a_non_empty_directory(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
-        synthetic_dataset.write_dataset(tmp_path, _TINY)
+        dataset.write_dataset(tmp_path, _TINY)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
     with pytest.raises(ValueError, match="intensities"):
-        synthetic_dataset.write_dataset(tmp_path / "new",
-                                        synthetic_dataset.DatasetConfig(intensities=(0.333,)))
+        dataset.write_dataset(tmp_path / "new",
+                                        dataset.DatasetConfig(intensities=(0.333,)))
 
 
 def _run_binary(*args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
-from fvae_tf import checkpoints, latent_stats
+from fvae_tf.train import checkpoints, latent_stats
 
 # The tiny dataset writer lives with the library tests; pytest puts tests/ on sys.path.
 from test_training import _assert_same_checkpoints, write_tiny_dataset
@@ -171,7 +171,8 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     import numpy as np
-    from fvae_tf import checkpoints, config, training
+    from fvae_tf.model import config
+    from fvae_tf.train import checkpoints, loop
 
     # Clipping applies per replica (see training's docstring): keep it out of the way.
     cfg = config.get_config("tiny", clip_value=1e9)
@@ -182,13 +183,13 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
         with strategy.scope():
             keras.utils.set_random_seed(0)
             model = checkpoints.build_model("fvae", cfg)
-            optimizer = training.make_optimizer(cfg, model.trainable_variables)
-        step = training.make_train_step(strategy, model, optimizer)
+            optimizer = loop.make_optimizer(cfg, model.trainable_variables)
+        step = loop.make_train_step(strategy, model, optimizer)
         data = tf.data.Dataset.from_tensors(batch)
         terms = step(next(iter(strategy.experimental_distribute_dataset(data))))
         return {k: float(v) for k, v in terms.items()}, [w.numpy() for w in model.weights]
 
-    mirrored = training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+    mirrored = loop.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
     # Each replica gets one copy of `half`: batch-norm statistics and the
     # reparameterisation noise then match the single-device step on `half`.
@@ -201,7 +202,7 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
         np.testing.assert_allclose(a, b, atol=1e-4)
 
     # The whole loop.
-    run = training.train(config.get_config("tiny", num_steps=2, eval_every=2), sys.argv[2],
+    run = loop.train(config.get_config("tiny", num_steps=2, eval_every=2), sys.argv[2],
                          sys.argv[1], strategy=mirrored)
     assert run.step == 2, run
     print("ok", single_terms["loss"], mirrored_terms["loss"])

@@ -1,4 +1,4 @@
-"""Tests for fvae_tf.training, latent_stats and summaries on the tiny preset."""
+"""Tests for fvae_tf.train.loop, latent_stats and summaries on the tiny preset."""
 
 import json
 import math
@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf import config as config_lib
-from fvae_tf import checkpoints, input_pipeline, latent_stats, records, sampler, summaries, training
+from fvae_tf.model import config as config_lib
+from fvae_tf.data import input_pipeline, records
+from fvae_tf.train import checkpoints, latent_stats, summaries, loop
+from fvae_tf.warp import sampler
 
 SIZE = 64
 EXPRESSIONS = (0, 1, 2)  # neutral, smile, surprise
@@ -98,7 +100,7 @@ def trained(dataset, tmp_path_factory):
     """An 8-step FVAE run shared by the tests that only read it."""
     data_dir, _ = dataset
     workdir = tmp_path_factory.mktemp("run8")
-    return workdir, training.train(_config(), workdir, data_dir)
+    return workdir, loop.train(_config(), workdir, data_dir)
 
 
 def test_restore_round_trip_covers_every_variable(trained):
@@ -106,7 +108,7 @@ def test_restore_round_trip_covers_every_variable(trained):
     workdir, result = trained
     path = checkpoints.best_checkpoint(workdir)
     values = _checkpoint_values(path)
-    model = training.load_model(workdir)
+    model = loop.load_model(workdir)
     assert int(values["step/.ATTRIBUTES/VARIABLE_VALUE"]) == result.best_step
     assert "noise/.ATTRIBUTES/VARIABLE_VALUE" in values
     # Adam's two moments per weight, non-zero after training.
@@ -124,15 +126,15 @@ def test_restore_round_trip_covers_every_variable(trained):
 def test_resume_equals_uninterrupted_run(dataset, trained, tmp_path):
     data_dir, _ = dataset
     straight, straight_result = trained
-    first = training.train(_config(num_steps=4), tmp_path, data_dir)
+    first = loop.train(_config(num_steps=4), tmp_path, data_dir)
     assert first.step == 4
-    second = training.train(_config(), tmp_path, data_dir)
+    second = loop.train(_config(), tmp_path, data_dir)
     assert second.step == 8
     _assert_same_checkpoints(tf.train.latest_checkpoint(str(straight / "checkpoints")),
                              tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     assert second.metrics == pytest.approx(straight_result.metrics, rel=1e-5)
     # A finished run started again trains nothing and reports the same.
-    again = training.train(_config(), tmp_path, data_dir)
+    again = loop.train(_config(), tmp_path, data_dir)
     assert again.step == 8 and again.metrics == pytest.approx(second.metrics)
 
 
@@ -162,7 +164,7 @@ def test_outputs_metrics_and_latent_stats(dataset, trained):
     stats = latent_stats.load(workdir / latent_stats.FILENAME)
     assert stats.step == result.best_step
     np.testing.assert_array_equal(stats.counts, [4, 4, 4, 0, 0, 0])
-    model = training.load_model(workdir)
+    model = loop.load_model(workdir)
     for e in EXPRESSIONS:
         images = np.stack([_to_float(img) for img, label in data["images"].values() if label == e])
         np.testing.assert_allclose(stats.means[e], np.mean(model.encode(images), axis=0),
@@ -176,8 +178,8 @@ def test_outputs_metrics_and_latent_stats(dataset, trained):
 def test_early_stopping_keeps_the_best_checkpoint(dataset, tmp_path, monkeypatch):
     data_dir, _ = dataset
     losses = iter([5.0, 4.0, 4.5, 4.2, 9.0])
-    monkeypatch.setattr(training._Run, "_evaluate", lambda self: {"loss": next(losses)})
-    result = training.train(_config(num_steps=100, eval_every=1, patience=2), tmp_path, data_dir)
+    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: {"loss": next(losses)})
+    result = loop.train(_config(num_steps=100, eval_every=1, patience=2), tmp_path, data_dir)
     assert result.early_stopped and result.step == 4
     assert result.best_step == 2 and result.best_val_loss == 4.0
     assert checkpoints.best_checkpoint(tmp_path).endswith("ckpt-2")
@@ -199,8 +201,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, mo
         return data
 
     monkeypatch.setattr(input_pipeline, "make_dataset", poisoned)
-    with pytest.raises(training.DivergenceError) as error:
-        training.train(_config(num_steps=20, eval_every=3), tmp_path, data_dir)
+    with pytest.raises(loop.DivergenceError) as error:
+        loop.train(_config(num_steps=20, eval_every=3), tmp_path, data_dir)
     assert str(error.value).startswith("loss became NaN at step 4")
     assert f"the last good checkpoint (step 3) is kept in {tmp_path}" in str(error.value)
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
@@ -213,17 +215,17 @@ def test_checkpoint_errors(dataset, trained, tmp_path):
     data_dir, _ = dataset
     workdir, _ = trained
     with pytest.raises(checkpoints.CheckpointError, match=r"latent_dim=8 \(this run: 16\)"):
-        training.train(_config(latent_dim=16), workdir, data_dir)
+        loop.train(_config(latent_dim=16), workdir, data_dir)
     with pytest.raises(checkpoints.CheckpointError, match=r"--init_from .* latent_dim=8"):
-        training.train(_config(latent_dim=16), tmp_path / "new", data_dir, init_from=workdir)
+        loop.train(_config(latent_dim=16), tmp_path / "new", data_dir, init_from=workdir)
     with pytest.raises(checkpoints.CheckpointError, match="holds a fvae run, not vae"):
-        training.train(_config(), workdir, data_dir, model_kind="vae")
+        loop.train(_config(), workdir, data_dir, model_kind="vae")
     with pytest.raises(checkpoints.CheckpointError, match="not a training run directory"):
-        training.train_mask(_config(), tmp_path / "empty", data_dir)
-    with pytest.raises(training.TrainingError, match="fewer than one batch"):
-        training.train(_config(batch_size=64), tmp_path / "big", data_dir)
-    with pytest.raises(training.TrainingError, match="--patience must be at least 1, got 0"):
-        training.train(_config(patience=0), tmp_path / "impatient", data_dir)
+        loop.train_mask(_config(), tmp_path / "empty", data_dir)
+    with pytest.raises(loop.TrainingError, match="fewer than one batch"):
+        loop.train(_config(batch_size=64), tmp_path / "big", data_dir)
+    with pytest.raises(loop.TrainingError, match="--patience must be at least 1, got 0"):
+        loop.train(_config(patience=0), tmp_path / "impatient", data_dir)
 
 
 def test_init_from_starts_from_the_other_runs_best_weights(dataset, trained, tmp_path):
@@ -231,9 +233,9 @@ def test_init_from_starts_from_the_other_runs_best_weights(dataset, trained, tmp
     workdir, _ = trained
     # learning_rate 0: the new run's weights stay what init_from loaded (batch-norm
     # statistics aside).
-    training.train(_config(num_steps=1, eval_every=1, learning_rate=0.0), tmp_path, data_dir,
+    loop.train(_config(num_steps=1, eval_every=1, learning_rate=0.0), tmp_path, data_dir,
                    init_from=workdir)
-    a, b = training.load_model(workdir), training.load_model(tmp_path)
+    a, b = loop.load_model(workdir), loop.load_model(tmp_path)
     for wa, wb in zip(a.trainable_weights, b.trainable_weights):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=wa.path)
 
@@ -241,11 +243,11 @@ def test_init_from_starts_from_the_other_runs_best_weights(dataset, trained, tmp
 def test_mask_stage_trains_only_the_mask(dataset, trained):
     data_dir, _ = dataset
     workdir, _ = trained
-    result = training.train_mask(_config(num_steps=2, eval_every=2, latent_dim=99), workdir,
+    result = loop.train_mask(_config(num_steps=2, eval_every=2, latent_dim=99), workdir,
                                  data_dir)
     assert result.step == 2 and math.isfinite(result.metrics["eval/mask_mae"])
-    fvae = training.load_model(workdir)
-    mask = training.load_confidence_model(workdir)
+    fvae = loop.load_model(workdir)
+    mask = loop.load_confidence_model(workdir)
     for a, b in zip(fvae.weights, mask.fvae.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     assert json.loads((workdir / "mask" / "config.json").read_text())["config"]["latent_dim"] == 8

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import sampler
+from fvae_tf.warp import sampler
 
 # Defaults of `face_mask`, in normalized crop units (the crop is 2 wide).
 MASK_MARGIN = 0.05  # the mask is 1 this far outside the landmarks' hull

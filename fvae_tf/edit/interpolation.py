@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import editing
-from fvae_tf.fvae import FVAE, ConfidenceModel
+from fvae_tf.edit import editing
+from fvae_tf.model.fvae import FVAE, ConfidenceModel
 
 
 class SourceWeighting(str, enum.Enum):

@@ -6,7 +6,7 @@ neighbour pairs) as the equations write them, and averages over the batch.
 
 import tensorflow as tf
 
-from fvae_tf import sampler
+from fvae_tf.warp import sampler
 
 # Keeps log() finite in the cross-entropy.
 _LOG_EPS = 1e-7

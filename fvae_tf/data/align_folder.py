@@ -6,7 +6,7 @@ webp, gif) `align_folder` writes, mirroring the folders:
   OUT/<rel>_hr.png       the `hr_size` crop (256x256 RGB)
   OUT/<rel>_align.json   landmarks in the photo (pixels) and in the crop
                          (normalized [-1, 1]), the photo -> crop transform,
-                         the source path and size (see `fvae_tf.alignment`)
+                         the source path and size (see `fvae_tf.data.alignment`)
 and for the run OUT/alignment_summary.json (every file's outcome, grouped by
 reason) and OUT/contact_sheet.png (the first 256 crops, in path order).
 
@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 
-from fvae_tf import alignment, atomic_io, viz
-from fvae_tf.image_io import IMAGE_SUFFIXES
+from fvae_tf import atomic_io, viz
+from fvae_tf.data import alignment
+from fvae_tf.data.image_io import IMAGE_SUFFIXES
 
 SUMMARY_NAME = "alignment_summary.json"
 CONTACT_SHEET_NAME = "contact_sheet.png"

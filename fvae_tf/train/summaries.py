@@ -19,7 +19,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from fvae_tf import viz
-from fvae_tf.config import FVAEConfig
+from fvae_tf.model.config import FVAEConfig
 
 
 def _metadata(plugin: str, data_class: int) -> summary_pb2.SummaryMetadata:

@@ -9,9 +9,10 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from fvae_tf import losses, sampler
-from fvae_tf.config import FVAEConfig
-from fvae_tf.models import Encoder, FlowDecoder, MaskNet, PixelDecoder
+from fvae_tf.model import losses
+from fvae_tf.warp import sampler
+from fvae_tf.model.config import FVAEConfig
+from fvae_tf.model.networks import Encoder, FlowDecoder, MaskNet, PixelDecoder
 
 
 class FlowOutput(NamedTuple):

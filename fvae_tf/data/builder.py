@@ -1,11 +1,11 @@
 """Builds a dataset directory: read, align, split, pair, colour-transfer, write shards.
 
 `align_images` turns a reader's `FaceImage`s into aligned crops: by dlib
-detection and `fvae_tf.alignment`, by reusing `data_prep.align_faces`' output,
-or, for the synthetic set, by `fvae_tf.alignment` on the stored landmarks (the
+detection and `fvae_tf.data.alignment`, by reusing `data_prep.align_faces`' output,
+or, for the synthetic set, by `fvae_tf.data.alignment` on the stored landmarks (the
 same canonical framing as real photos; `pair_ground_truth` maps the renders'
 truth through both crops' transforms). `build_dataset` then writes every
-ordered pair of one identity's different expressions with `fvae_tf.records`.
+ordered pair of one identity's different expressions with `fvae_tf.data.records`.
 """
 
 import collections
@@ -19,7 +19,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fvae_tf import align_folder, alignment, color_transfer, datasets, records, synthetic
+from fvae_tf.data import align_folder, alignment, color_transfer, readers, records
+from fvae_tf.synthetic import faces as synthetic_faces
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION, expression_id
 
 
@@ -37,7 +38,7 @@ class AlignedImage:
         (`alignment.AlignedFace.transform`).
     """
 
-    image: datasets.FaceImage
+    image: readers.FaceImage
     image_id: str
     crop: np.ndarray
     crop_hr: np.ndarray
@@ -106,7 +107,7 @@ def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: 
 
 
 def align_images(
-    images: list[datasets.FaceImage],
+    images: list[readers.FaceImage],
     root: pathlib.Path,
     *,
     size: int = 64,
@@ -135,7 +136,7 @@ def align_images(
       (aligned, failures), aligned in the order of `images`.
     """
     root = pathlib.Path(root)
-    ids = [datasets.image_id(image, root) for image in images]
+    ids = [readers.image_id(image, root) for image in images]
     results: list = [None] * len(images)
 
     def report(done):
@@ -181,22 +182,22 @@ def pair_ground_truth(source: AlignedImage, target: AlignedImage, size: int
       datasets.DatasetError: a truth file is missing or unreadable.
     """
     try:
-        truth = synthetic.pair_truth_from_files(
+        truth = synthetic_faces.pair_truth_from_files(
             source.image.path, target.image.path, size,
             source_transform=source.transform, target_transform=target.transform)
     except (OSError, ValueError) as e:
-        raise datasets.DatasetError(source.image.path, f"cannot read the pair's ground truth: {e}") from None
+        raise readers.DatasetError(source.image.path, f"cannot read the pair's ground truth: {e}") from None
     return truth.coords, truth.visibility
 
 
-def alignment_description(source: datasets.Source | str, aligned_dir: pathlib.Path | str | None) -> str:
+def alignment_description(source: readers.Source | str, aligned_dir: pathlib.Path | str | None) -> str:
     """How `align_images` made the crops, for the manifest."""
     if aligned_dir is not None:
         return f"reused data_prep.align_faces output from {aligned_dir}"
-    if datasets.Source(source) is datasets.Source.SYNTHETIC:
-        return ("stored landmarks (no detection) + fvae_tf.alignment.align_face; ground truth "
+    if readers.Source(source) is readers.Source.SYNTHETIC:
+        return ("stored landmarks (no detection) + fvae_tf.data.alignment.align_face; ground truth "
                 "mapped through both crops' transforms")
-    return "dlib landmarks (largest face) + fvae_tf.alignment.align_face"
+    return "dlib landmarks (largest face) + fvae_tf.data.alignment.align_face"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,9 +296,9 @@ def build_dataset(
     """
     output_dir = pathlib.Path(config.output_dir)
     _check_output_dir(output_dir, config.overwrite)
-    with_ground_truth = datasets.Source(config.source) is datasets.Source.SYNTHETIC
+    with_ground_truth = readers.Source(config.source) is readers.Source.SYNTHETIC
     root = pathlib.Path(config.manifest_csv).parent if config.manifest_csv else config.input_dir
-    images = datasets.read_dataset(config.source, config.input_dir,
+    images = readers.read_dataset(config.source, config.input_dir,
                                    illumination=config.illumination,
                                    manifest_csv=config.manifest_csv)
     aligned, failures = align_images(
@@ -316,11 +317,11 @@ def build_dataset(
     output_dir.mkdir(parents=True, exist_ok=True)
     _clear_dataset(output_dir)
     splits = {}
-    for index, (split, members) in enumerate(zip(records.SPLITS, datasets.split_identities(
+    for index, (split, members) in enumerate(zip(records.SPLITS, readers.split_identities(
             identities, config.val_fraction, config.seed))):
         member_set = set(members)
         faces = [face for face in aligned if face.image.identity in member_set]
-        pairs = datasets.ordered_pairs([face.image for face in faces])
+        pairs = readers.ordered_pairs([face.image for face in faces])
         order = np.random.default_rng([config.seed, index]).permutation(len(pairs))
         pairs = [pairs[k] for k in order]
         report = None if progress is None else functools.partial(progress, split)
@@ -336,7 +337,7 @@ def build_dataset(
             shards=shards,
         )
     manifest = records.Manifest(
-        source=datasets.Source(config.source).value,
+        source=readers.Source(config.source).value,
         size=config.size,
         hr_size=config.hr_size,
         has_ground_truth=with_ground_truth,

@@ -7,7 +7,7 @@ split every `config.eval_every` steps and stopping early after
 (eq. 7-8): it fits M with a trained FVAE's E and D frozen. Running either
 again on the same workdir resumes from the last checkpoint.
 
-It writes a run directory (layout: `fvae_tf.checkpoints`): checkpoints of
+It writes a run directory (layout: `fvae_tf.train.checkpoints`): checkpoints of
 the latest state (model, optimizer, step, best validation loss and its step,
 evaluations without improvement, sampling-noise state) and of the best one,
 TensorBoard summaries, held-out metrics of the best weights and, for the FVAE
@@ -39,12 +39,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import atomic_io, input_pipeline, latent_stats, metrics, records, sampler, summaries
-from fvae_tf.checkpoints import (MASK_SUBDIR, METRICS, CheckpointError, ModelKind,
+from fvae_tf import atomic_io, metrics
+from fvae_tf.data import input_pipeline, records
+from fvae_tf.train import latent_stats, summaries
+from fvae_tf.warp import sampler
+from fvae_tf.train.checkpoints import (MASK_SUBDIR, METRICS, CheckpointError, ModelKind,
                                  best_checkpoint, build_model, check_compatible, mask_config,
                                  read_run_config, restore, restore_weights, write_run_config)
-from fvae_tf.config import FVAEConfig
-from fvae_tf.fvae import FVAE, VAE, ConfidenceModel
+from fvae_tf.model.config import FVAEConfig
+from fvae_tf.model.fvae import FVAE, VAE, ConfidenceModel
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,7 @@ def train(
 
     Args:
       config: the run's settings.
-      workdir: run directory (layout: `fvae_tf.checkpoints`); created if needed.
+      workdir: run directory (layout: `fvae_tf.train.checkpoints`); created if needed.
       dataset_dir: written by `data_prep.build_dataset` (train and val splits).
       model_kind: FVAE or VAE.
       strategy: a `tf.distribute.Strategy` (default: one device).

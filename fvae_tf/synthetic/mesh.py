@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from fvae_tf import synthetic_geometry as geometry
+from fvae_tf.synthetic import geometry
 
 _DEGENERATE_AREA = 1e-12  # normalized units^2; zero-area openings (closed lips) are below
 _INSIDE = -1e-9  # barycentric slack for points on an edge

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import sampler
-from fvae_tf.config import FVAEConfig
+from fvae_tf.warp import sampler
+from fvae_tf.model.config import FVAEConfig
 
 
 def _initializer(config: FVAEConfig):

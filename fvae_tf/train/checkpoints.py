@@ -1,12 +1,12 @@
 """Run directories: what a training run saves, and loading it back.
 
-A run directory (`fvae_tf.training` writes it; the mask stage uses `RUN/mask`):
+A run directory (`fvae_tf.train.loop` writes it; the mask stage uses `RUN/mask`):
   config.json               model kind and `FVAEConfig` (`read_run_config`)
   flags.json                the binary's flags, resolved config and code version
   checkpoints/ckpt-<step>   latest training state (`tf.train.CheckpointManager`)
   best/ckpt-<step>          the state with the lowest validation loss
   summaries/                TensorBoard events
-  latent_stats.npz          mean latent per expression (`fvae_tf.latent_stats`)
+  latent_stats.npz          mean latent per expression (`fvae_tf.train.latent_stats`)
   metrics.json, result_<step>.json   held-out metrics of the best weights
 
 Checkpoints hold the model under the key "model", so `restore_weights` loads
@@ -24,8 +24,8 @@ import keras
 import tensorflow as tf
 
 from fvae_tf import atomic_io
-from fvae_tf.config import FVAEConfig
-from fvae_tf.fvae import FVAE, VAE, ConfidenceModel
+from fvae_tf.model.config import FVAEConfig
+from fvae_tf.model.fvae import FVAE, VAE, ConfidenceModel
 
 RUN_CONFIG = "config.json"
 FLAGS_FILE = "flags.json"

@@ -35,7 +35,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fvae_tf import atomic_io, synthetic, viz
+from fvae_tf import atomic_io, viz
+from fvae_tf.synthetic import faces
 from fvae_tf.expressions import EXPRESSIONS, MULTIPIE_CAMERA, MULTIPIE_RECORDINGS
 
 FORMAT = "fvae-synthetic"
@@ -90,7 +91,7 @@ def multipie_path(subject: int, session: int, recording: int) -> str:
     """
     camera = MULTIPIE_CAMERA.replace("_", "")
     name = (f"{subject:03d}_{session:02d}_{recording:02d}_{camera}_"
-            f"{synthetic.ILLUMINATION:02d}.png")
+            f"{faces.ILLUMINATION:02d}.png")
     return f"session{session:02d}/multiview/{subject:03d}/{recording:02d}/{MULTIPIE_CAMERA}/{name}"
 
 
@@ -99,9 +100,9 @@ def graded_path(subject: int, expression: str, intensity: float) -> str:
     return f"{GRADED_DIR}/{subject:03d}/{expression}_{round(intensity * 100):03d}.png"
 
 
-def subject_identity(seed: int, subject: int) -> synthetic.Identity:
+def subject_identity(seed: int, subject: int) -> faces.Identity:
     """The person behind subject number `subject` (1-based) of a data set made with `seed`."""
-    return synthetic.make_identity(np.random.default_rng([seed, subject]))
+    return faces.make_identity(np.random.default_rng([seed, subject]))
 
 
 def contact_sheet(rows: list[list[np.ndarray]], cell: int = _SHEET_CELL) -> np.ndarray:
@@ -121,7 +122,7 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = _SHEET_CELL) -> np.n
                           labels=list(EXPRESSIONS))
 
 
-def ground_truth_figure(identity: synthetic.Identity, size: int = _SHEET_CELL) -> np.ndarray:
+def ground_truth_figure(identity: faces.Identity, size: int = _SHEET_CELL) -> np.ndarray:
     """Pairs of one person: source | target | source warped by the truth | flow | visibility.
 
     The warp is cv2.remap at px = ((x + 1) * size - 1) / 2; the flow is the
@@ -133,8 +134,8 @@ def ground_truth_figure(identity: synthetic.Identity, size: int = _SHEET_CELL) -
       uint8 RGB picture.
     """
     expressions = {e for pair in _FIGURE_PAIRS for e in pair}
-    renders = {e: synthetic.render(identity, e, 1.0, size) for e in expressions}
-    pairs = [synthetic.pair_truth(renders[s].truth, renders[t].truth, size)
+    renders = {e: faces.render(identity, e, 1.0, size) for e in expressions}
+    pairs = [faces.pair_truth(renders[s].truth, renders[t].truth, size)
              for s, t in _FIGURE_PAIRS]
     flows = viz.flow_to_color(np.stack([pair.coords for pair in pairs]))
     rows = []
@@ -149,7 +150,7 @@ def ground_truth_figure(identity: synthetic.Identity, size: int = _SHEET_CELL) -
                                         "visibility", "flow key"])
 
 
-def graded_figure(identity: synthetic.Identity, intensities: tuple[float, ...], size: int = 64,
+def graded_figure(identity: faces.Identity, intensities: tuple[float, ...], size: int = 64,
                   cell: int = _SHEET_CELL) -> np.ndarray:
     """One person's expressions (rows) at intensity 0 and `intensities` (columns), at `size` px.
 
@@ -160,7 +161,7 @@ def graded_figure(identity: synthetic.Identity, intensities: tuple[float, ...], 
       uint8 RGB picture.
     """
     levels = [0.0] + sorted(set(intensities) - {0.0})
-    rows = [[synthetic.render(identity, e, t, size).image for t in levels] for e in EXPRESSIONS[1:]]
+    rows = [[faces.render(identity, e, t, size).image for t in levels] for e in EXPRESSIONS[1:]]
     labels = [f"{round(t * 100)}%" for t in levels]
     return viz.image_grid(rows, labels=labels, scale=max(1, cell // size))
 
@@ -172,7 +173,7 @@ class _Job(NamedTuple):
     expression: str
     intensity: float
     pose: np.ndarray | None
-    lighting: synthetic.Lighting | None
+    lighting: faces.Lighting | None
 
 
 def _jobs(config: DatasetConfig, subject: int) -> list[_Job]:
@@ -181,8 +182,8 @@ def _jobs(config: DatasetConfig, subject: int) -> list[_Job]:
     for (session, recording), expression in sorted(MULTIPIE_RECORDINGS.items()):
         rng = np.random.default_rng([config.seed, subject, session, recording])
         jobs.append(_Job(multipie_path(subject, session, recording), expression, 1.0,
-                         synthetic.random_pose(rng, config.pose_jitter),
-                         synthetic.random_lighting(rng, config.lighting_jitter)))
+                         faces.random_pose(rng, config.pose_jitter),
+                         faces.random_lighting(rng, config.lighting_jitter)))
     jobs.append(_Job(graded_path(subject, "neutral", 0.0), "neutral", 0.0, None, None))
     for expression in EXPRESSIONS[1:]:
         for t in sorted(set(config.intensities) - {0.0}):
@@ -190,12 +191,12 @@ def _jobs(config: DatasetConfig, subject: int) -> list[_Job]:
     return jobs
 
 
-def _write_image(root: pathlib.Path, relative: str, rendered: synthetic.Rendered) -> None:
+def _write_image(root: pathlib.Path, relative: str, rendered: faces.Rendered) -> None:
     """STEM.png, STEM.landmarks.npy and STEM.truth.npz under `root`."""
     path = root / relative
     atomic_io.write_png(path, rendered.image)
-    synthetic.save_landmarks(synthetic.landmarks_path(path), rendered.landmarks)
-    synthetic.save_ground_truth(synthetic.truth_path(path), rendered.truth)
+    faces.save_landmarks(faces.landmarks_path(path), rendered.landmarks)
+    faces.save_ground_truth(faces.truth_path(path), rendered.truth)
 
 
 def _write_subject(root: pathlib.Path, config: DatasetConfig, subject: int) -> list[np.ndarray]:
@@ -209,7 +210,7 @@ def _write_subject(root: pathlib.Path, config: DatasetConfig, subject: int) -> l
     sheet_row = {}
     for job in _jobs(config, subject):
         for size, tree in ((config.hr_size, root), (config.size, root / LOWRES_DIR)):
-            rendered = synthetic.render(identity, job.expression, job.intensity, size,
+            rendered = faces.render(identity, job.expression, job.intensity, size,
                                         pose=job.pose, lighting=job.lighting)
             _write_image(tree, job.relative, rendered)
             if tree is root and job.pose is not None:
@@ -220,12 +221,12 @@ def _write_subject(root: pathlib.Path, config: DatasetConfig, subject: int) -> l
 def _info(config: DatasetConfig) -> dict:
     """The contents of info.json."""
     return {
-        "format": FORMAT, "version": FORMAT_VERSION, "truth_version": synthetic.TRUTH_VERSION,
+        "format": FORMAT, "version": FORMAT_VERSION, "truth_version": faces.TRUTH_VERSION,
         "config": dataclasses.asdict(config),
         "num_images_per_tree": len(_jobs(config, 1)) * config.num_identities,
         "trees": {".": f"{config.hr_size}x{config.hr_size}",
                   LOWRES_DIR: f"{config.size}x{config.size}"},
-        "camera": MULTIPIE_CAMERA, "illumination": synthetic.ILLUMINATION,
+        "camera": MULTIPIE_CAMERA, "illumination": faces.ILLUMINATION,
         "expressions": list(EXPRESSIONS),
         "recordings": {f"session{s:02d}/{r:02d}": e
                        for (s, r), e in sorted(MULTIPIE_RECORDINGS.items())},
@@ -235,13 +236,13 @@ def _info(config: DatasetConfig) -> dict:
                                   "(pixel centres at integers)",
             "STEM.truth.npz": "the image's geometry and appearance maps (version, expression, "
                               "intensity, vertices, pose, jaw, mouth, crease, opening); a pair's "
-                              "truth: fvae_tf.synthetic.pair_truth_from_files(source_png, "
+                              "truth: fvae_tf.synthetic.faces.pair_truth_from_files(source_png, "
                               "target_png, size)",
         },
     }
 
 
-_README = """Synthetic faces with ground-truth flow, written by fvae_tf.synthetic_dataset
+_README = """Synthetic faces with ground-truth flow, written by fvae_tf.synthetic.dataset
 (python -m data_prep.make_synthetic). Settings and counts: info.json.
 Pictures: contact_sheet.png (subjects x expressions), ground_truth.png
 (subject 001's pairs warped by their truth, the true flow, visibility),
@@ -261,7 +262,7 @@ lowres/...
 Beside each STEM.png:
   STEM.landmarks.npy  float64 [68, 2], dlib order, (x, y) pixels of the image.
   STEM.truth.npz      the image's geometry; for two images of one subject,
-                      fvae_tf.synthetic.pair_truth_from_files(source, target, size)
+                      fvae_tf.synthetic.faces.pair_truth_from_files(source, target, size)
                       gives the target-to-source sampling coordinates
                       [size, size, 2] (normalized, align_corners=False) and a
                       visibility mask [size, size] (0 where the target shows

@@ -2,7 +2,7 @@
 
 An identity is drawn once per image size, in its neutral canonical frame
 (normalized coordinates, see `synthetic_geometry`), as five layers that
-`fvae_tf.synthetic.render` warps into every expression:
+`fvae_tf.synthetic.faces.render` warps into every expression:
 
   skin         the face, hair, neck and background: everything the mesh moves;
   creases      one map per `Crease`, wrinkles an expression fades in;
@@ -24,9 +24,9 @@ import enum
 import cv2
 import numpy as np
 
-from fvae_tf import synthetic_geometry as geometry
-from fvae_tf.synthetic_canvas import SHIFT, Canvas, noise, paint, spline
-from fvae_tf.synthetic_geometry import Crease, MouthModel
+from fvae_tf.synthetic import geometry
+from fvae_tf.synthetic.canvas import SHIFT, Canvas, noise, paint, spline
+from fvae_tf.synthetic.geometry import Crease, MouthModel
 
 _DRAW_SIZE = 256  # smallest drawing resolution; textures are defined on this grid
 

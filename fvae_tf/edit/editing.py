@@ -27,9 +27,12 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import alignment, flow_upsampling, latent_stats, paste_back, sampler, training
-from fvae_tf.fvae import FVAE, ConfidenceModel
-from fvae_tf.latent_stats import LatentStats
+from fvae_tf.data import alignment
+from fvae_tf.edit import paste_back
+from fvae_tf.train import latent_stats, loop
+from fvae_tf.warp import flow_upsampling, sampler
+from fvae_tf.model.fvae import FVAE, ConfidenceModel
+from fvae_tf.train.latent_stats import LatentStats
 
 # Added to every confidence before normalizing, so all-zero confidences
 # blend evenly instead of dividing by zero.
@@ -81,7 +84,7 @@ def load_editing_model(run_dir: str | os.PathLike) -> EditingModel:
       EditingError: a VAE run, or latent statistics missing or of another model.
     """
     run_dir = pathlib.Path(run_dir)
-    model = training.load_model(run_dir)
+    model = loop.load_model(run_dir)
     if not isinstance(model, FVAE):
         raise EditingError(f"{run_dir} holds a VAE run; editing needs an FVAE run "
                            "(experiments.train --model=fvae)")

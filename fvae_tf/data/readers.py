@@ -3,13 +3,13 @@
 Every reader returns a list of `FaceImage`s: one photo with its identity and
 one of the six expression labels of `fvae_tf.expressions`. Readers only look
 at file names (and, for the synthetic set, the landmark files beside the
-images); `fvae_tf.dataset_builder` aligns them and writes the pairs.
+images); `fvae_tf.data.builder` aligns them and writes the pairs.
 
 Sources and layouts:
   * multipie: `ROOT/sessionSS/multiview/SSS/RR/05_1/SSS_SS_RR_051_II.png`,
     camera 05_1, one illumination II; (session, recording) -> expression as in
     `MULTIPIE_RECORDINGS` (SPEC, Data).
-  * synthetic: `fvae_tf.synthetic`'s output, the Multi-PIE layout with a
+  * synthetic: `fvae_tf.synthetic.faces`'s output, the Multi-PIE layout with a
     landmark file beside each image.
   * london: `ROOT/neutral/NNN_03.jpg` and `ROOT/smiling/NNN_08.jpg`.
   * folder: `ROOT/<identity>/<expression>/<photos> (image_io.IMAGE_SUFFIXES)`, or a CSV manifest
@@ -32,8 +32,8 @@ import re
 
 import numpy as np
 
-from fvae_tf import synthetic
-from fvae_tf.image_io import IMAGE_SUFFIXES
+from fvae_tf.synthetic import faces
+from fvae_tf.data.image_io import IMAGE_SUFFIXES
 from fvae_tf.expressions import (
     EXPRESSIONS,
     MULTIPIE_CAMERA,
@@ -147,7 +147,7 @@ def read_synthetic(root: pathlib.Path) -> list[FaceImage]:
     """Reads the synthetic set: Multi-PIE layout plus stored landmarks.
 
     Args:
-      root: a folder written by `fvae_tf.synthetic`.
+      root: a folder written by `fvae_tf.synthetic.faces`.
 
     Returns:
       The images sorted by path, with `landmarks` filled in.
@@ -155,11 +155,11 @@ def read_synthetic(root: pathlib.Path) -> list[FaceImage]:
     Raises:
       DatasetError: as `read_multipie`, or a landmark file is missing.
     """
-    images = read_multipie(root, illumination=synthetic.ILLUMINATION)
+    images = read_multipie(root, illumination=faces.ILLUMINATION)
     out = []
     for image in images:
         try:
-            landmarks = synthetic.load_landmarks(image.path)
+            landmarks = faces.load_landmarks(image.path)
         except (OSError, ValueError) as e:
             raise DatasetError(image.path, f"cannot read its landmarks: {e}") from None
         out.append(dataclasses.replace(image, landmarks=landmarks))

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import atomic_io, input_pipeline, records
+from fvae_tf import atomic_io
+from fvae_tf.data import input_pipeline, records
 from fvae_tf.expressions import EXPRESSIONS
 
 FILENAME = "latent_stats.npz"

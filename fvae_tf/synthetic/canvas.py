@@ -8,7 +8,7 @@ anti-aliasing, as float32 masks in [0, 1] that `paint` blends colours with.
 import cv2
 import numpy as np
 
-from fvae_tf import synthetic_geometry as geometry
+from fvae_tf.synthetic import geometry
 
 SHIFT = 4  # fixed-point bits for OpenCV's sub-pixel drawing
 

@@ -22,7 +22,7 @@ import functools
 import cv2
 import numpy as np
 
-from fvae_tf import alignment
+from fvae_tf.data import alignment
 from fvae_tf.expressions import EXPRESSIONS
 
 NUM_LANDMARKS = 68

@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import metrics, sampler
+from fvae_tf import metrics
+from fvae_tf.warp import sampler
 
 
 class UpsamplingComparison(NamedTuple):

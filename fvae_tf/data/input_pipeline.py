@@ -1,6 +1,6 @@
 """The training input: `tf.data` over a dataset directory's pair shards.
 
-`make_dataset` reads the shards the manifest lists (`fvae_tf.records`),
+`make_dataset` reads the shards the manifest lists (`fvae_tf.data.records`),
 decodes the PNGs, scales images to [-1, 1], applies the same random
 horizontal flip to everything that travels with a pair (SPEC, Data:
 augmentation), shuffles, batches and prefetches.
@@ -25,8 +25,8 @@ import pathlib
 
 import tensorflow as tf
 
-from fvae_tf import records
-from fvae_tf.alignment import MIRROR_PERMUTATION
+from fvae_tf.data import records
+from fvae_tf.data.alignment import MIRROR_PERMUTATION
 
 _IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
 _LANDMARK_KEYS = ("source_landmarks", "target_landmarks")

@@ -13,7 +13,7 @@ One `tf.train.Example` per ordered pair (source, target) of one identity:
     source_expression,        int64, index into `fvae_tf.expressions.EXPRESSIONS`
       target_expression
     identity, source_id,      bytes; ids are the images' unique ids
-      target_id                 (`fvae_tf.datasets.image_id`)
+      target_id                 (`fvae_tf.data.readers.image_id`)
     source_landmarks,         float [136]: 68 dlib landmarks (x, y) in
       target_landmarks          normalized crop coordinates (sampler convention)
     gt_coords                 synthetic only: float [size * size * 2], the

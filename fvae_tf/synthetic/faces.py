@@ -33,12 +33,10 @@ import cv2
 import numpy as np
 
 from fvae_tf import atomic_io
-from fvae_tf import synthetic_drawing as drawing
-from fvae_tf import synthetic_geometry as geometry
-from fvae_tf import synthetic_mesh as mesh
+from fvae_tf.synthetic import drawing, geometry, mesh
 from fvae_tf.expressions import EXPRESSIONS, MULTIPIE_DEFAULT_ILLUMINATION
-from fvae_tf.synthetic_geometry import MouthModel
-from fvae_tf.synthetic_mesh import Layer
+from fvae_tf.synthetic.geometry import MouthModel
+from fvae_tf.synthetic.mesh import Layer
 
 ILLUMINATION = MULTIPIE_DEFAULT_ILLUMINATION  # the illumination index in file names
 TRUTH_VERSION = 1

@@ -33,7 +33,7 @@ import cv2
 import dlib
 import numpy as np
 
-from fvae_tf.image_io import ImageReadError, InputError, load_image
+from fvae_tf.data.image_io import ImageReadError, InputError, load_image
 
 __all__ = [
     "STABLE_POINTS", "STABLE_WEIGHTS", "MIRROR_PERMUTATION", "MultipleFaces", "ImageReadError",

@@ -1,0 +1,1 @@
+"""Synthetic faces with ground-truth flow, visibility and graded intensities."""
