@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo clean
+.PHONY: test demo london bench clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q -ra
 
 # `make demo`: synthetic faces -> pair dataset -> FVAE (demo preset), its confidence
-# mask and the VAE baseline -> runs/demo/report.html. Each stage's output is its
+# mask and the two VAE baselines -> evaluation on the test split -> runs/demo/report.html. Each stage's output is its
 # target, so a demo run again continues where it stopped (training resumes from its
 # last checkpoint). Stage wall times go to runs/demo/timings/<stage> (seconds).
 DEMO := runs/demo
@@ -45,33 +45,94 @@ $(DEMO)/vae/metrics.json: $(DEMO)/dataset/manifest.json
 	$(call timed,5_vae,$(PY) -m experiments.train --model=vae --preset=demo \
 		--workdir=$(DEMO)/vae --dataset_dir=$(DEMO)/dataset)
 
-# Editing and interpolation on the first two held-out identities (the seeded split's
-# val identities): their 256 px renders (session 1 neutral, session 4 scream),
+# The stronger baseline: a VAE whose decoder also sees the source (a conditional U-Net).
+$(DEMO)/vae_unet/metrics.json: $(DEMO)/dataset/manifest.json
+	$(call timed,5b_vae_unet,$(PY) -m experiments.train --model=vae --vae_decoder=source_unet \
+		--preset=demo --workdir=$(DEMO)/vae_unet --dataset_dir=$(DEMO)/dataset)
+
+# Editing and interpolation on the first two test identities (the seeded split's
+# test identities): their 256 px renders (session 1 neutral, session 4 scream),
 # detected and aligned like photos.
 DEMO_PHOTO = $(DEMO)/synthetic/session0$(2)/multiview/$(1)/0$(3)/05_1/$(1)_0$(2)_0$(3)_051_07.png
-DEMO_VAL = $$($(PY) -c 'import json;import sys;print(*json.load(open(sys.argv[1]))["splits"]["val"]["identities"][:2])' $(DEMO)/dataset/manifest.json)
+DEMO_TEST = $$($(PY) -c 'import json;import sys;print(*json.load(open(sys.argv[1]))["splits"]["test"]["identities"][:2])' $(DEMO)/dataset/manifest.json)
 
 $(DEMO)/edit/.done: $(DEMO)/fvae/mask/metrics.json
-	ids="$(DEMO_VAL)" && set -- $$ids && \
+	ids="$(DEMO_TEST)" && set -- $$ids && \
 	$(call timed,6_edit,$(PY) -m experiments.edit --checkpoint_dir=$(DEMO)/fvae --to=smile \
 		--strength=1.5 --steps=5 --output_dir=$(DEMO)/edit \
 		--input $(call DEMO_PHOTO,$$1,1,1) $(call DEMO_PHOTO,$$2,1,1)) && \
 	touch $@
 
 $(DEMO)/interpolate/.done: $(DEMO)/fvae/mask/metrics.json
-	ids="$(DEMO_VAL)" && set -- $$ids && \
+	ids="$(DEMO_TEST)" && set -- $$ids && \
 	$(call timed,7_interpolate,$(PY) -m experiments.interpolate --checkpoint_dir=$(DEMO)/fvae \
 		--steps=8 --output_dir=$(DEMO)/interpolate \
 		--inputs $(call DEMO_PHOTO,$$1,1,1) $(call DEMO_PHOTO,$$1,4,3)) && \
 	touch $@
 
+# Paper section 6 on the test split: every block and baseline (experiments.evaluate).
+$(DEMO)/eval/results.json: $(DEMO)/fvae/mask/metrics.json $(DEMO)/vae/metrics.json \
+		$(DEMO)/vae_unet/metrics.json
+	$(call timed,8_evaluate,$(PY) -m experiments.evaluate --overwrite --split=test \
+		--fvae_dir=$(DEMO)/fvae --vae_dir=$(DEMO)/vae --vae_dir=$(DEMO)/vae_unet \
+		--dataset_dir=$(DEMO)/dataset --output_dir=$(DEMO)/eval)
+
 DEMO_OUTPUTS := $(DEMO)/fvae/mask/metrics.json $(DEMO)/vae/metrics.json \
-	$(DEMO)/edit/.done $(DEMO)/interpolate/.done
+	$(DEMO)/edit/.done $(DEMO)/interpolate/.done $(DEMO)/eval/results.json
 
 $(DEMO)/report.html: $(DEMO_OUTPUTS)
 	$(PY) -m experiments.demo_report --demo_dir=$(DEMO)
 
 demo: $(DEMO)/report.html
+
+# `make london`: the real model. The London set (FVAE_LONDON_DIR) -> pair dataset ->
+# FVAE (london preset, started from the demo FVAE) and its confidence mask in
+# runs/london, the VAE baseline in runs/london_vae. Run again, it resumes where it
+# stopped. Stage wall times go to runs/london/timings/<stage> (seconds).
+FVAE_LONDON_DIR ?= ../shared/data/london_set
+LONDON := runs/london
+LONDON_DATA := runs/london_data
+LONDON_MASK_STEPS := 1000
+london_timed = mkdir -p $(LONDON)/timings && start=$$(date +%s) && $(2) && \
+	echo $$(($$(date +%s) - start)) > $(LONDON)/timings/$(1)
+
+$(LONDON_DATA)/manifest.json: | $(VENV)/.installed
+	$(PY) -m data_prep.build_dataset --overwrite --source=london \
+		--input_dir=$(FVAE_LONDON_DIR) --output_dir=$(LONDON_DATA)
+
+$(LONDON)/metrics.json: $(LONDON_DATA)/manifest.json $(DEMO)/fvae/metrics.json
+	$(call london_timed,1_fvae,$(PY) -m experiments.train --model=fvae --preset=london \
+		--workdir=$(LONDON) --dataset_dir=$(LONDON_DATA) --init_from=$(DEMO)/fvae)
+
+$(LONDON)/mask/metrics.json: $(LONDON)/metrics.json
+	$(call london_timed,2_mask,$(PY) -m experiments.train_mask --preset=london \
+		--num_steps=$(LONDON_MASK_STEPS) --workdir=$(LONDON) --dataset_dir=$(LONDON_DATA))
+
+$(LONDON)_vae/metrics.json: $(LONDON_DATA)/manifest.json
+	$(call london_timed,3_vae,$(PY) -m experiments.train --model=vae --preset=london \
+		--workdir=$(LONDON)_vae --dataset_dir=$(LONDON_DATA))
+
+# Paper section 6 on the London test people (experiments.evaluate).
+$(LONDON)/eval/results.json: $(LONDON)/mask/metrics.json $(LONDON)_vae/metrics.json
+	$(call london_timed,4_evaluate,$(PY) -m experiments.evaluate --overwrite --split=test \
+		--fvae_dir=$(LONDON) --vae_dir=$(LONDON)_vae --dataset_dir=$(LONDON_DATA) \
+		--output_dir=$(LONDON)/eval)
+
+london: $(LONDON)/eval/results.json
+
+# `make bench`: the sampler (against tensorflow-addons, in its own TF 2.15 venv),
+# the training step and editing latency -> benchmarks/results/*.{json,md}.
+TFA_VENV := benchmarks/.venv_tfa
+
+$(TFA_VENV)/.installed:
+	$(PYTHON) -m venv $(TFA_VENV)
+	$(TFA_VENV)/bin/pip install tensorflow==2.15.1 tensorflow-addons==0.23.0
+	touch $@
+
+bench: $(VENV)/.installed $(TFA_VENV)/.installed
+	$(PY) -m benchmarks.bench_sampler
+	$(PY) -m benchmarks.bench_train
+	$(PY) -m benchmarks.bench_edit
 
 clean:
 	rm -rf $(VENV) runs

@@ -5,7 +5,8 @@
 The stage times come from the library in this process. The process counts
 run `data_prep.align_faces` on the whole folder, so their rates include
 starting the worker processes, loading dlib's 100 MB landmark model in each
-and writing every output: what a user waits for.
+and writing every output: what a user waits for. Results:
+benchmarks/results/alignment.{json,md}.
 """
 
 import argparse
@@ -19,6 +20,7 @@ import time
 import cv2
 import numpy as np
 
+from benchmarks import harness
 from fvae_tf.data import alignment
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -64,17 +66,21 @@ def main() -> None:
     args = parser.parse_args()
 
     paths = sorted(args.input_dir.rglob("*.jpg"))[:args.stage_images]
-    print(f"per-image stages, median of {len(paths)} images, 1 process:")
-    for stage, ms in stage_times(paths).items():
-        print(f"  {stage:20s} {ms:7.1f} ms")
-
-    rates = {}
+    stages = [{"stage": stage, "ms": ms} for stage, ms in stage_times(paths).items()]
+    rates = []
     for workers in (1, 2):
         rate, wall, aligned = binary_rate(args.input_dir, workers)
-        rates[workers] = rate
-        print(f"align_faces --num_workers {workers}: {aligned} images, {rate:.1f} img/s "
-              f"(wall {wall:.1f} s including interpreter start)")
-    print(f"speed-up 2 vs 1 processes: {rates[2] / rates[1]:.2f}x")
+        rates.append({"processes": workers, "images": aligned, "images_per_s": rate,
+                      "wall_s": wall})
+    path = harness.write_results(
+        "alignment", {"command": "python -m benchmarks.bench_alignment " + " ".join(sys.argv[1:]),
+                      "input_dir": str(args.input_dir), "stage_images": len(paths)},
+        {f"Per-image stages, median of {len(paths)} images, 1 process": (stages, ["stage", "ms"]),
+         "data_prep.align_faces on the folder": (
+             rates, ["processes", "images", "images_per_s", "wall_s"])},
+        [f"Speed-up of 2 over 1 processes: {rates[1]['images_per_s'] / rates[0]['images_per_s']:.2f}x "
+         "(wall includes starting the interpreters and loading dlib's models)."])
+    print(path.read_text())
 
 
 if __name__ == "__main__":

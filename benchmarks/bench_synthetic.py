@@ -8,7 +8,7 @@ is reported on its own. The write rate is `write_dataset` end to end (both
 sizes, PNGs, landmark and truth files, pictures) per image written. OpenCV
 and BLAS are held to one thread; rates are per CPU second of this process
 (what one core delivers, whatever else the machine runs), wall-clock rates
-in brackets.
+beside them. Results: benchmarks/results/synthetic.{json,md}.
 """
 
 import os
@@ -16,6 +16,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy loads its BLAS
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -23,6 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from benchmarks import harness  # noqa: E402
 from fvae_tf.synthetic import faces, dataset  # noqa: E402
 from fvae_tf.expressions import EXPRESSIONS  # noqa: E402
 
@@ -42,9 +44,10 @@ class _Timer:
         self.cpu = time.process_time() - self._cpu
         self.wall = time.perf_counter() - self._wall
 
-    def rate(self, count: int) -> str:
-        return (f"{count / self.cpu:7.1f}/s CPU, {1000 * self.cpu / count:6.2f} ms each "
-                f"[wall {count / self.wall:6.1f}/s]")
+    def row(self, what: str, size: int, count: int) -> dict:
+        """A result row: `count` items made in this block."""
+        return {"what": what, "px": size, "count": count, "per_cpu_s": count / self.cpu,
+                "cpu_ms_each": 1000 * self.cpu / count, "per_wall_s": count / self.wall}
 
 
 def main(argv: list[str]) -> None:
@@ -52,19 +55,19 @@ def main(argv: list[str]) -> None:
     cv2.setNumThreads(1)
     people = [faces.make_identity(i) for i in range(FLAGS.identities)]
     rng = np.random.default_rng(0)
-    print(f"{FLAGS.identities} identities x {len(EXPRESSIONS)} expressions, one core")
+    rows = []
     for size in (64, 256):
         with _Timer() as timer:
             for person in people:
                 person.layers(size)
-        print(f"draw identity  {size:3d} px: {timer.rate(len(people))}")
+        rows.append(timer.row("draw identity", size, len(people)))
 
         jobs = [(person, e, faces.random_pose(rng), faces.random_lighting(rng))
                 for person in people for e in EXPRESSIONS for _ in range(FLAGS.repeats)]
         with _Timer() as timer:
             renders = [faces.render(p, e, 1.0, size, pose=pose, lighting=light)
                        for p, e, pose, light in jobs]
-        print(f"render         {size:3d} px: {timer.rate(len(jobs))} images")
+        rows.append(timer.row("render (images)", size, len(jobs)))
 
         pairs = [(renders[i].truth, renders[j].truth) for i in range(0, len(renders), FLAGS.repeats)
                  for j in range(0, len(renders), FLAGS.repeats)
@@ -72,14 +75,19 @@ def main(argv: list[str]) -> None:
         with _Timer() as timer:
             for source, target in pairs:
                 faces.pair_truth(source, target, size)
-        print(f"pair_truth     {size:3d} px: {timer.rate(len(pairs))} pairs")
+        rows.append(timer.row("pair_truth (pairs)", size, len(pairs)))
 
     config = dataset.DatasetConfig(num_identities=FLAGS.identities)
     with tempfile.TemporaryDirectory() as tmp, _Timer() as timer:
         info = dataset.write_dataset(os.path.join(tmp, "set"), config)
-    images = 2 * info["num_images_per_tree"]
-    print(f"write_dataset  {config.size} + {config.hr_size} px: {timer.rate(images)} images "
-          f"written ({images} images, {timer.wall:.1f} s)")
+    rows.append(timer.row(f"write_dataset (images, {config.size} + {config.hr_size} px)",
+                          config.hr_size, 2 * info["num_images_per_tree"]))
+    path = harness.write_results(
+        "synthetic", {"command": "python -m benchmarks.bench_synthetic " + " ".join(sys.argv[1:]),
+                      "identities": FLAGS.identities, "repeats": FLAGS.repeats},
+        {f"Synthetic faces, {FLAGS.identities} identities x {len(EXPRESSIONS)} expressions, "
+         "one core": (rows, ["what", "px", "count", "per_cpu_s", "cpu_ms_each", "per_wall_s"])})
+    print(path.read_text())
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ r"""Builds a pair dataset (TFRecord shards + manifest) from photos.
         --input_dir ../shared/data/london_set --output_dir data/london
 
 Reads the source, aligns every face (or reuses `data_prep.align_faces`'
-output with --aligned_dir), splits identities 80/20 with --seed, makes every
-ordered pair of two different expressions of one identity, colour-transfers
-each source to its target and writes OUT/{train,val}-*.tfrecord and
+output with --aligned_dir), splits identities train/val/test (70/10/20)
+with --seed, makes every ordered pair of two different expressions of one identity, colour-transfers
+each source to its target and writes OUT/{train,val,test}-*.tfrecord and
 OUT/manifest.json (see `fvae_tf.data.records`). The manifest is written last: an
 interrupted build leaves no dataset a reader would accept.
 """
@@ -33,8 +33,11 @@ flags.DEFINE_string("aligned_dir", None, "Output of `data_prep.align_faces` run 
                     "--input_dir: reuse its crops instead of detecting faces again.")
 flags.DEFINE_integer("size", 64, "Side of the training crops, pixels.", lower_bound=8)
 flags.DEFINE_integer("hr_size", 256, "Side of the high-resolution crops, pixels.", lower_bound=8)
-flags.DEFINE_float("val_fraction", 0.2, "Share of identities held out for validation.",
-                   lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_float("val_fraction", 0.1, "Share of identities for validation (early "
+                   "stopping, hyper-parameters).", lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_float("test_fraction", 0.2, "Share of identities for testing (the reported "
+                   "numbers; no training decision sees them).", lower_bound=0.0,
+                   upper_bound=0.99)
 flags.DEFINE_integer("seed", 0, "Seed of the identity split and of the storage order.")
 flags.DEFINE_integer("shard_size", 256, "Pairs per shard file.", lower_bound=1)
 flags.DEFINE_integer("illumination", MULTIPIE_DEFAULT_ILLUMINATION,
@@ -67,10 +70,13 @@ def main(argv: list[str]) -> None:
         sys.exit("error: --input_dir is required (or --manifest_csv with --source=folder)")
     if FLAGS.manifest_csv is not None and FLAGS.source is not readers.Source.FOLDER:
         sys.exit("error: --manifest_csv only applies to --source=folder")
+    if FLAGS.val_fraction + FLAGS.test_fraction >= 1.0:
+        sys.exit("error: --val_fraction plus --test_fraction must be below 1 (train needs people)")
     config = builder.BuildConfig(
         source=FLAGS.source.value, input_dir=FLAGS.input_dir, output_dir=FLAGS.output_dir,
         aligned_dir=FLAGS.aligned_dir, size=FLAGS.size, hr_size=FLAGS.hr_size,
-        val_fraction=FLAGS.val_fraction, seed=FLAGS.seed, shard_size=FLAGS.shard_size,
+        val_fraction=FLAGS.val_fraction, test_fraction=FLAGS.test_fraction, seed=FLAGS.seed,
+        shard_size=FLAGS.shard_size,
         illumination=FLAGS.illumination, manifest_csv=FLAGS.manifest_csv,
         overwrite=FLAGS.overwrite, num_workers=FLAGS.num_workers)
     start = time.monotonic()

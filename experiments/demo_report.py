@@ -2,134 +2,30 @@
 
     python -m experiments.demo_report --demo_dir=runs/demo
 
-Reads what the demo's stages wrote into --demo_dir: the dataset manifest,
-the runs fvae/, fvae/mask/ and vae/ (metrics.json, best checkpoints), stage
-times (timings/<stage>, seconds), the synthetic set's figures, and every PNG
-or GIF under eval/, edit/ and interpolate/. Writes --demo_dir/report.html.
+Writes --demo_dir/report.html from what the demo's stages wrote, the
+evaluation's tables and plots included (`fvae_tf.eval.demo_report`).
 """
 
-import base64
-import html
-import json
 import pathlib
 import sys
 
-import numpy as np
 from absl import app, flags
 
 from fvae_tf import atomic_io
-from fvae_tf.data import input_pipeline, records
-from fvae_tf.model import losses
-from fvae_tf.train import checkpoints, summaries, loop
+from fvae_tf.data import records
+from fvae_tf.eval import demo_report
+from fvae_tf.train import checkpoints
 
 DEMO_DIR = flags.DEFINE_string("demo_dir", "runs/demo", "What `make demo` wrote.")
-EXAMPLES = flags.DEFINE_integer("examples", 6, "Held-out pairs in the example grids.")
-
-_PICTURE_DIRS = ("eval", "edit", "interpolate")
-_SYNTHETIC_FIGURES = ("contact_sheet.png", "ground_truth.png")
-_METRICS = (("eval/l1", "L1 of the output (true target latent)"),
-            ("eval/l1_no_motion", "L1 of the no-motion warp (the source)"),
-            ("eval/psnr", "PSNR of the output, dB"),
-            ("eval/psnr_no_motion", "PSNR of the no-motion warp, dB"),
-            ("eval/epe_px", "flow end-point error vs ground truth, px (visible pixels)"),
-            ("eval/epe_px_no_motion", "end-point error of the identity flow, px"),
-            ("eval/mask_mae", "mean |confidence - eq. 7 label|"),
-            ("best_step", "best checkpoint's step"), ("step", "steps trained"))
-
-
-def _img(data: bytes, mime: str, caption: str) -> str:
-    source = f"data:{mime};base64,{base64.b64encode(data).decode()}"
-    return (f'<figure><img src="{source}"><figcaption>{html.escape(caption)}</figcaption>'
-            "</figure>")
-
-
-def _png(image: np.ndarray, caption: str) -> str:
-    return _img(atomic_io.encode_png(image), "image/png", caption)
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                    for row in rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    return f"<table><tr>{head}</tr>{cells}</table>"
-
-
-def _metrics_table(demo: pathlib.Path) -> str:
-    runs = {"FVAE": demo / "fvae", "mask": demo / "fvae" / "mask", "VAE": demo / "vae"}
-    reports = {name: json.loads((path / checkpoints.METRICS).read_text())
-               for name, path in runs.items() if (path / checkpoints.METRICS).exists()}
-    rows = [[label] + [f"{reports[name][key]:.4g}" if key in reports[name] else ""
-                       for name in reports]
-            for key, label in _METRICS if any(key in r for r in reports.values())]
-    return _table(rows, ["held-out (val split)"] + list(reports))
-
-
-def _timings_table(demo: pathlib.Path) -> str:
-    times = {p.name: int(p.read_text()) for p in sorted((demo / "timings").glob("*"))}
-    rows = [[name, f"{seconds // 60}:{seconds % 60:02d}"] for name, seconds in times.items()]
-    total = sum(times.values())
-    return _table(rows + [["total", f"{total // 60}:{total % 60:02d}"]], ["stage", "m:ss"])
-
-
-def _example_grids(demo: pathlib.Path) -> list[str]:
-    """FVAE, mask and VAE outputs on the first held-out pairs, with the true target latent."""
-    batch = next(iter(input_pipeline.make_dataset(
-        demo / "dataset", "val", EXAMPLES.value, shuffle=False, flip=False, repeat=False)))
-    source, target = batch["source"], batch["target"]
-    fvae = loop.load_model(demo / "fvae")
-    z = fvae.encode(target)
-    coords = fvae.decode_flow(z, source)
-    warped = fvae.warp(source, z)
-    figures = [_png(summaries.pair_grid(source.numpy(), target.numpy(), warped.numpy(),
-                                        coords=coords.numpy()),
-                    "FVAE: source | target | warp of the source | flow | L1 error")]
-    mask = loop.load_confidence_model(demo / "fvae")
-    label = losses.mask_label(target, warped, mask.fvae.config.mask_label_norm)
-    figures.append(_png(summaries.pair_grid(
-        source.numpy(), target.numpy(), warped.numpy(), label=label.numpy(),
-        confidence=mask.confidence(source, z).numpy()),
-        "Confidence: source | target | warp | eq. 7 label | M's confidence "
-        "(jet, from their minimum in blue to 1 in red)"))
-    vae = loop.load_model(demo / "vae")
-    output = vae.generate(source, vae.encode(target))
-    figures.append(_png(summaries.pair_grid(source.numpy(), target.numpy(), output.numpy()),
-                        "VAE baseline: source | target | decoded image | L1 error"))
-    return figures
-
-
-def _picture_files(demo: pathlib.Path) -> list[str]:
-    paths = [demo / "synthetic" / name for name in _SYNTHETIC_FIGURES]
-    for folder in _PICTURE_DIRS:
-        paths += sorted(p for p in (demo / folder).rglob("*") if p.suffix in (".png", ".gif"))
-    return [_img(p.read_bytes(), f"image/{p.suffix[1:]}", str(p.relative_to(demo)))
-            for p in paths if p.is_file()]
-
-
-def build_report(demo: pathlib.Path) -> str:
-    manifest = records.read_manifest(demo / "dataset")
-    splits = [[name, str(len(s.identities)), str(s.num_images), str(s.num_pairs)]
-              for name, s in manifest.splits.items()]
-    return "\n".join([
-        "<!doctype html><meta charset=utf-8><title>fvae demo</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "td,th{padding:2px 10px;text-align:right}img{max-width:100%}</style>",
-        "<h1>fvae demo</h1>",
-        "<p>Synthetic faces, FVAE (demo preset), its confidence mask and the VAE baseline, "
-        "evaluated on held-out identities (the val split).</p>",
-        "<h2>Data</h2>", _table(splits, ["split", "identities", "images", "pairs"]),
-        "<h2>Held-out numbers</h2>", _metrics_table(demo),
-        "<h2>Held-out examples</h2>", *_example_grids(demo),
-        "<h2>Pictures</h2>", *_picture_files(demo),
-        "<h2>Time per stage</h2>", _timings_table(demo),
-    ])
+EXAMPLES = flags.DEFINE_integer("examples", 6, "Test pairs in the example grids.", lower_bound=1)
 
 
 def main(argv: list[str]) -> None:
     del argv
     demo = pathlib.Path(DEMO_DIR.value)
     try:
-        page = build_report(demo)
-    except (checkpoints.CheckpointError, records.RecordsError) as e:
+        page = demo_report.build_report(demo, EXAMPLES.value)
+    except (checkpoints.CheckpointError, records.RecordsError, FileNotFoundError) as e:
         sys.exit(f"error: {e}; run `make demo` first")
     atomic_io.write_bytes(demo / "report.html", page.encode())
     print(f"wrote {demo / 'report.html'}")

@@ -3,7 +3,7 @@
     python -m experiments.train --workdir=runs/x --dataset_dir=data/x --model=fvae --preset=tiny
 
 Every `FVAEConfig` field is a flag; unset ones take the preset's value.
-The logic is in `fvae_tf.train.loop`.
+The logic is in `fvae_tf.train.loop`; library errors name settings, shown here as flags.
 """
 
 import dataclasses
@@ -12,9 +12,10 @@ import sys
 
 from absl import app, flags
 
+from fvae_tf import errors
 from fvae_tf.data import records
 from fvae_tf.model import config
-from fvae_tf.train import checkpoints, loop
+from fvae_tf.train import checkpoints, loop, step
 
 _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
                str: flags.DEFINE_string, bool: flags.DEFINE_bool}
@@ -28,8 +29,8 @@ DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Built by data_prep.build
 MODEL = flags.DEFINE_enum("model", "fvae", ["fvae", "vae"],
                           "The FVAE or the VAE baseline (the mask: experiments.train_mask).")
 PRESET = flags.DEFINE_enum("preset", "paper", config.preset_names(), "Named set of values.")
-STRATEGY = flags.DEFINE_enum_class("strategy", loop.StrategyKind.DEFAULT,
-                                   loop.StrategyKind, "tf.distribute strategy.")
+STRATEGY = flags.DEFINE_enum_class("strategy", step.StrategyKind.DEFAULT,
+                                   step.StrategyKind, "tf.distribute strategy.")
 INIT_FROM = flags.DEFINE_string("init_from", None,
                                 "Run directory whose best weights start a new run.")
 LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between console lines.")
@@ -48,10 +49,9 @@ def main(argv: list[str]) -> None:
     try:
         checkpoints.save_flags(WORKDIR.value, run_config, cli)
         result = loop.train(run_config, WORKDIR.value, DATASET_DIR.value, MODEL.value,
-                                loop.make_strategy(STRATEGY.value), INIT_FROM.value,
-                                LOG_EVERY.value)
+                            step.make_strategy(STRATEGY.value), INIT_FROM.value, LOG_EVERY.value)
     except (loop.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {errors.message(e, '--{}')}")
     print(result.report())
 
 

@@ -5,7 +5,8 @@
 `--workdir` is the FVAE's run directory; E and D are loaded from its best
 checkpoint and frozen, and the mask run is written into `workdir/mask`. The
 architecture is the FVAE's; the training settings are flags, unset ones
-taking the preset's value. The logic is in `fvae_tf.train.loop`.
+taking the preset's value. The logic is in `fvae_tf.train.loop`; library errors
+name settings, shown here as flags.
 """
 
 import dataclasses
@@ -15,9 +16,10 @@ import sys
 
 from absl import app, flags
 
+from fvae_tf import errors
 from fvae_tf.data import records
 from fvae_tf.model import config
-from fvae_tf.train import checkpoints, loop
+from fvae_tf.train import checkpoints, loop, step
 
 _FIELDS = {f.name: f.type for f in dataclasses.fields(config.FVAEConfig)
            if f.name in checkpoints.MASK_FIELDS}
@@ -29,8 +31,8 @@ WORKDIR = flags.DEFINE_string("workdir", None, "The FVAE's run directory.", requ
 DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Built by data_prep.build_dataset.",
                                   required=True)
 PRESET = flags.DEFINE_enum("preset", "paper", config.preset_names(), "Named set of values.")
-STRATEGY = flags.DEFINE_enum_class("strategy", loop.StrategyKind.DEFAULT,
-                                   loop.StrategyKind, "tf.distribute strategy.")
+STRATEGY = flags.DEFINE_enum_class("strategy", step.StrategyKind.DEFAULT,
+                                   step.StrategyKind, "tf.distribute strategy.")
 LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between console lines.")
 
 
@@ -41,13 +43,13 @@ def main(argv: list[str]) -> None:
     overrides = {name: cli[name] for name in _FIELDS if cli[name] is not None}
     try:
         mask_config = checkpoints.mask_config(WORKDIR.value,
-                                           config.get_config(PRESET.value, **overrides))
+                                              config.get_config(PRESET.value, **overrides))
         mask_dir = pathlib.Path(WORKDIR.value) / checkpoints.MASK_SUBDIR
         checkpoints.save_flags(mask_dir, mask_config, cli)
         result = loop.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,
-                                     loop.make_strategy(STRATEGY.value), LOG_EVERY.value)
+                                 step.make_strategy(STRATEGY.value), LOG_EVERY.value)
     except (loop.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {errors.message(e, '--{}')}")
     print(result.report())
 
 

@@ -7,7 +7,7 @@ London, Multi-PIE, a user's folder). Their integer id is the index in
 
 EXPRESSIONS = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
 
-# (session, recording) -> expression, camera 05_1 (SPEC, Data).
+# (session, recording) -> expression, camera 05_1 (paper 5.1).
 MULTIPIE_RECORDINGS = {
     (1, 1): "neutral", (1, 2): "smile",
     (2, 1): "neutral", (2, 2): "surprise", (2, 3): "squint",

@@ -7,12 +7,15 @@ otherwise. Shapes: a single image is [H, W] or [H, W, C]; a batch is
 metric is computed per image and averaged over the batch, which for PSNR is
 not the PSNR of the pooled MSE.
 
-Coordinate fields follow the sampler's convention (see CONTRACT): [H, W, 2] or
-[B, H, W, 2], normalized (x, y) in [-1, 1]; with align_corners=False, -1 and +1
-are the outer image edges and pixel centre i of W sits at (2i + 1) / W - 1.
+Coordinate fields follow the sampler's convention (`fvae_tf.warp.coordinates`):
+[H, W, 2] or [B, H, W, 2], normalized (x, y) in [-1, 1]; with
+align_corners=False, -1 and +1 are the outer image edges and pixel centre i of
+W sits at (2i + 1) / W - 1.
 """
 
 import numpy as np
+
+from fvae_tf.warp import coordinates
 
 # Wang et al. 2004, "Image quality assessment: from error visibility to
 # structural similarity": Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03.
@@ -141,29 +144,6 @@ def sharpness_ratio(output: np.ndarray, reference: np.ndarray) -> float:
     return gradient_energy(output) / reference_energy
 
 
-def normalized_to_pixels(coords: np.ndarray, align_corners: bool = False) -> np.ndarray:
-    """Normalized sampling coordinates -> pixel coordinates (OpenCV convention).
-
-    px = ((x + 1) * W - 1) / 2 with align_corners=False (pixel centre i at
-    (2i + 1) / W - 1), px = (x + 1) * (W - 1) / 2 with align_corners=True;
-    y likewise with H. The identity field maps to the integer pixel centres.
-
-    Args:
-      coords: [..., H, W, 2] normalized (x, y).
-      align_corners: the sampler's convention for these coordinates.
-
-    Returns:
-      float64 [..., H, W, 2] pixel (x, y).
-    """
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim < 3 or coords.shape[-1] != 2:
-        raise ValueError(f"expected coordinates [..., H, W, 2], got shape {coords.shape}")
-    size = np.array([coords.shape[-2], coords.shape[-3]], dtype=np.float64)  # (W, H)
-    if align_corners:
-        return (coords + 1.0) * (size - 1.0) / 2.0
-    return ((coords + 1.0) * size - 1.0) / 2.0
-
-
 def endpoint_error(
     coords_a: np.ndarray,
     coords_b: np.ndarray,
@@ -184,8 +164,8 @@ def endpoint_error(
     Raises:
       ValueError: on shape mismatch, or if an image's mask sums to zero.
     """
-    a = normalized_to_pixels(coords_a, align_corners)
-    b = normalized_to_pixels(coords_b, align_corners)
+    a = coordinates.field_to_pixels(coords_a, align_corners)
+    b = coordinates.field_to_pixels(coords_b, align_corners)
     if a.shape != b.shape:
         raise ValueError(f"coordinate fields differ in shape: {a.shape} vs {b.shape}")
     if a.ndim == 3:
@@ -201,3 +181,37 @@ def endpoint_error(
     if np.any(totals == 0):
         raise ValueError(f"endpoint_error: mask is all zero for batch index {int(np.argmin(totals))}")
     return float(np.mean((weights * error).sum(axis=(1, 2)) / totals))
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive outscores a random negative.
+
+    Computed from ranks (Mann-Whitney U), ties counting one half, so it is exact
+    for any number of ties.
+
+    Args:
+      scores: any shape; higher means "more likely positive".
+      labels: the same shape, truthy for positives.
+
+    Returns:
+      AUC in [0, 1]; 0.5 for scores that carry no information.
+
+    Raises:
+      ValueError: shapes differ, or there is no positive or no negative.
+    """
+    scores = np.asarray(scores, np.float64).ravel()
+    labels = np.asarray(labels).astype(bool).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError(f"roc_auc: {scores.shape[0]} scores but {labels.shape[0]} labels")
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        raise ValueError(f"roc_auc needs positives and negatives, got {positives} and {negatives}")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), np.float64)
+    sorted_scores = scores[order]
+    # Average rank (1-based) over each run of equal scores.
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    u = ranks[labels].sum() - positives * (positives + 1) / 2.0
+    return float(u / (positives * negatives))

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from fvae_tf import atomic_io
-from fvae_tf.metrics import normalized_to_pixels
+from fvae_tf.warp import coordinates
 
 # Displacements below this many pixels are float32 rounding of the identity
 # grid, not motion; without the cut, normalising by the field's maximum would
@@ -104,7 +104,7 @@ def flow_to_color(
     Raises:
       ValueError: on a bad shape or a non-positive `max_displacement`.
     """
-    pixels = normalized_to_pixels(coords, align_corners)
+    pixels = coordinates.field_to_pixels(coords, align_corners)
     h, w = pixels.shape[-3:-1]
     ys, xs = np.mgrid[0:h, 0:w]
     disp = pixels - np.stack([xs, ys], axis=-1)
@@ -269,7 +269,8 @@ def save_png(path: str | os.PathLike, img: np.ndarray) -> None:
 
 
 def save_gif(
-    path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 8, loop: int = 0
+    path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 8, loop: int = 0,
+    bounce: bool = False,
 ) -> None:
     """Writes uint8 frames as an animated GIF, atomically.
 
@@ -280,11 +281,15 @@ def save_gif(
       frames: equally sized uint8 images [H, W, 3] (or grey), or [T, H, W, 3].
       fps: frames per second.
       loop: number of repeats; 0 loops forever.
+      bounce: play the frames forward, then backward without repeating the
+        first and last (0 1 2 3 2 1), so a loop goes back and forth.
 
     Raises:
       ValueError: on no frames, frames of different sizes, or fps <= 0.
     """
     images = [_to_pil(frame) for frame in frames]
+    if bounce:
+        images += images[-2:0:-1]
     if not images:
         raise ValueError("save_gif needs at least one frame")
     if len({im.size for im in images}) > 1:

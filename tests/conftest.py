@@ -1,13 +1,37 @@
-"""Shared test fixtures: the London set location and CI's no-skip rule."""
+"""Shared test fixtures and helpers: the London set location and CI's no-skip rule,
+the tiny pair dataset, random-weight tiny models, checkpoint comparison, and
+running the binaries in subprocesses.
+
+Test modules import the helpers from here (`from conftest import ...`), never
+from one another.
+"""
 
 import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
-import pytest
-
+# Before TensorFlow is imported (below, and by the library): quiet its C++ log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import cv2
+import keras
+import matplotlib.cbook
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+from PIL import Image
+
+from fvae_tf.data import records
+from fvae_tf.model.config import get_config
+from fvae_tf.model.fvae import FVAE, ConfidenceModel
+from fvae_tf.warp import sampler
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY_SIZE = 64  # side of the tiny dataset's images
+TINY_EXPRESSIONS = (0, 1, 2)  # neutral, smile, surprise: one image of each per identity
 
 
 def _london_dir() -> pathlib.Path:
@@ -26,3 +50,155 @@ def london_dir() -> pathlib.Path:
         print(reason)
         pytest.skip(reason)
     return path
+
+
+def _tiny_image(rng: np.random.Generator) -> np.ndarray:
+    """A smooth random uint8 [TINY_SIZE, TINY_SIZE, 3] picture."""
+    coarse = rng.uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    return np.clip(cv2.resize(coarse, (TINY_SIZE, TINY_SIZE), interpolation=cv2.INTER_CUBIC),
+                   0, 255).astype(np.uint8)
+
+
+def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2) -> dict:
+    """A dataset directory: each identity has one image per expression in TINY_EXPRESSIONS.
+
+    Every ordered pair of an identity's images is a pair; its ground-truth field
+    is the identity grid shifted by 0.05 * (target - source expression) in x and y.
+
+    Returns:
+      {split: [(source uint8, target uint8, target expression, target id)]} and
+      "images": {image id: (uint8 image, expression)} of the training split.
+    """
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    identity = sampler.identity_grid(TINY_SIZE, TINY_SIZE).numpy()
+    out, splits = {"images": {}}, {}
+    for split, names in (("train", [f"t{i}" for i in range(train_ids)]),
+                         ("val", [f"v{i}" for i in range(val_ids)])):
+        pairs = []
+        for name in names:
+            images = {e: _tiny_image(rng) for e in TINY_EXPRESSIONS}
+            if split == "train":
+                out["images"].update({f"{name}/{e}": (images[e], e) for e in TINY_EXPRESSIONS})
+            for s in TINY_EXPRESSIONS:
+                for t in TINY_EXPRESSIONS:
+                    if s != t:
+                        pairs.append(records.PairRecord(
+                            source=images[s], target=images[t], source_hr=images[s],
+                            target_hr=images[t], source_expression=s, target_expression=t,
+                            identity=name, source_id=f"{name}/{s}", target_id=f"{name}/{t}",
+                            source_landmarks=np.zeros((68, 2)), target_landmarks=np.zeros((68, 2)),
+                            gt_coords=identity + 0.05 * (t - s),
+                            gt_visibility=np.ones((TINY_SIZE, TINY_SIZE), np.float32)))
+        out[split] = [(p.source, p.target, p.target_expression, p.target_id) for p in pairs]
+        shards = records.write_shards(root, split, map(records.serialize_pair, pairs), len(pairs),
+                                      shard_size=16)
+        splits[split] = records.SplitInfo(
+            identities=names, num_images=len(names) * len(TINY_EXPRESSIONS), num_pairs=len(pairs),
+            images_per_expression={}, pairs_per_expression={}, shards=shards)
+    records.write_manifest(root, records.Manifest(
+        source="synthetic", size=TINY_SIZE, hr_size=TINY_SIZE, has_ground_truth=True,
+        alignment="test", flags={}, splits=splits, failures=[], identities_without_pairs=[]))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> tuple[pathlib.Path, dict]:
+    """(directory, `write_tiny_dataset`'s description) of one tiny dataset per session."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    return root, write_tiny_dataset(root)
+
+
+def random_models(seed: int = 0, gain: float = 1.0) -> tuple[FVAE, ConfidenceModel]:
+    """A tiny FVAE and confidence model whose weights are large enough to matter.
+
+    The 0.01 initialisation makes every latent decode to nearly the same
+    field; weights redrawn with stddev gain / sqrt(fan-in) make the tests able
+    to tell latents apart.
+    """
+    keras.utils.set_random_seed(seed)
+    fvae = FVAE(get_config("tiny"))
+    fvae.build_for_inference()
+    mask_model = ConfidenceModel(fvae)
+    mask_model.build_for_inference()
+    rng = np.random.default_rng(seed)
+    for variable in fvae.weights + mask_model.mask_net.weights:
+        if "moving_variance" in variable.path:
+            continue
+        fan_in = int(np.prod(variable.shape[:-1])) if len(variable.shape) > 1 else 1
+        stddev = gain / np.sqrt(fan_in)
+        variable.assign(rng.normal(0.0, stddev, variable.shape).astype(np.float32))
+    return fvae, mask_model
+
+
+def random_faces(n: int, seed: int = 0, size: int = 64) -> tf.Tensor:
+    """float32 [n, size, size, 3] smooth random pictures in [-1, 1]."""
+    coarse = np.random.default_rng(seed).uniform(-1, 1, (n, 8, 8, 3)).astype(np.float32)
+    return tf.image.resize(coarse, (size, size), method="bicubic")
+
+
+def checkpoint_values(path: str) -> dict[str, np.ndarray]:
+    """Every saved value of a checkpoint but its bookkeeping, by checkpoint key."""
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
+
+
+def assert_same_checkpoints(a: str, b: str, atol: float = 1e-6) -> None:
+    """Two checkpoints hold the same keys with values equal to within `atol`."""
+    values_a, values_b = checkpoint_values(a), checkpoint_values(b)
+    assert values_a.keys() == values_b.keys()
+    for name in values_a:
+        np.testing.assert_allclose(values_a[name], values_b[name], atol=atol, rtol=0, err_msg=name)
+
+
+def experiment_command(binary: str, *flags) -> list[str]:
+    """The command line of `python -m experiments.<binary> <flags>`."""
+    return [sys.executable, "-m", f"experiments.{binary}", *map(str, flags)]
+
+
+def run_experiment(binary: str, *flags) -> subprocess.CompletedProcess:
+    """Runs `experiments.<binary>` from the repository root; captures its output."""
+    return subprocess.run(experiment_command(binary, *flags), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def experiment_ok(binary: str, *flags) -> str:
+    """Runs `experiments.<binary>`, asserts it succeeded, returns its stdout."""
+    result = run_experiment(binary, *flags)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def fails_cleanly(result: subprocess.CompletedProcess, *messages: str) -> None:
+    """A binary failed with every one of `messages` on stderr and no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    for message in messages:
+        assert message in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="session")
+def run_dir(tiny_dataset, tmp_path_factory) -> pathlib.Path:
+    """A tiny FVAE run of the binaries, with latent statistics and a mask stage.
+
+    The learning rate is high enough that three steps move the flow visibly
+    away from the identity (the pictures are nonsense; what is tested is the
+    plumbing).
+    """
+    root = tmp_path_factory.mktemp("edit_run")
+    common = [f"--workdir={root / 'run'}", f"--dataset_dir={tiny_dataset[0]}", "--preset=tiny"]
+    experiment_ok("train", *common, "--num_steps=3", "--eval_every=3", "--learning_rate=0.05")
+    experiment_ok("train_mask", *common, "--num_steps=1", "--eval_every=1")
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def package_photos(tmp_path_factory) -> list[pathlib.Path]:
+    """scikit-image's astronaut (PNG) and matplotlib's Grace Hopper (JPEG) as files."""
+    root = tmp_path_factory.mktemp("photos")
+    astronaut = root / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()).save(astronaut)
+    hopper = root / "grace_hopper.jpg"
+    shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), hopper)
+    return [astronaut, hopper]

@@ -297,7 +297,8 @@ def test_several_faces(face):
     both[64:448, 576:960] = small
     faces = alignment.detect_faces(both)
     assert len(faces) == 2 and faces[0].area > faces[1].area
-    got = alignment.detect_landmarks(both, multiple_faces="largest")
+    # At full resolution, as `face` was found: the same box, so the same landmarks.
+    got = alignment.detect_landmarks(both, multiple_faces="largest", detection_side=None)
     np.testing.assert_allclose(got, face[1], atol=1.0)
     for policy in ("skip", alignment.MultipleFaces.ERROR):
         with pytest.raises(alignment.MultipleFacesError) as e:
@@ -305,6 +306,33 @@ def test_several_faces(face):
         assert e.value.num_faces == 2 and e.value.kind == "multiple faces"
     with pytest.raises(ValueError):
         alignment.select_face(faces[:1], multiple_faces="all")
+
+
+def test_detection_on_a_shrunk_copy_finds_the_full_resolution_landmarks(face):
+    image = face[0]
+    full = alignment.detect_faces(image, detection_side=None)
+    for scale in (2, 4):  # 1024 and 2048 px: searched on a 640 px copy
+        big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        assert max(big.shape[:2]) > alignment.DETECTION_SIDE
+        fast = alignment.detect_faces(big)
+        assert len(fast) == len(full) == 1
+        # Same face, landmarks within a pixel or so at the photo's own scale.
+        assert np.abs(fast[0].landmarks / scale - full[0].landmarks).mean() < 1.5
+        # Boxes come from dlib's pyramid levels, 6/5 apart in scale.
+        box = np.array(fast[0].box) / scale
+        assert np.abs(box - np.array(full[0].box)).max() < 0.2 * (full[0].box[2] - full[0].box[0])
+
+
+def test_a_face_too_small_for_the_shrunk_copy_is_found_at_full_resolution(face):
+    # A 300 px photo (face box about 100 px) in a 2000 px one: 32 px in the 640 px copy, too small for
+    # dlib there, so the full-resolution search finds it.
+    small = cv2.resize(face[0], (300, 300), interpolation=cv2.INTER_AREA)
+    photo = np.full((2000, 2000, 3), 200, np.uint8)
+    photo[900:1200, 1300:1600] = small
+    faces = alignment.detect_faces(photo)
+    assert len(faces) == 1
+    want = face[1] * (300 / face[0].shape[0]) + [1300, 900]
+    assert np.abs(faces[0].landmarks - want).mean() < 1.5
 
 
 def test_landmarks_follow_exif_rotation(tmp_path, face):
@@ -336,7 +364,7 @@ def test_align_face(face):
 
 @pytest.mark.slow
 def test_template_rederived_from_london_neutral_faces(london_dir):
-    """Re-runs the recipe in alignment._TEMPLATE's comment."""
+    """Re-runs the recipe in face_template._TEMPLATE's comment."""
     paths = sorted((london_dir / "neutral").glob("*.jpg"))
     assert len(paths) == 102
     shapes = [alignment.detect_landmarks(alignment.load_image(p)) for p in paths]

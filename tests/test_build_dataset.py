@@ -51,6 +51,7 @@ def _london_with_alignments(tmp_path: pathlib.Path, identities: list[str]):
 
 
 def _config(input_dir, output_dir, aligned_dir, **kwargs) -> builder.BuildConfig:
+    kwargs.setdefault("test_fraction", 0.0)
     return builder.BuildConfig(source="london", input_dir=str(input_dir),
                                output_dir=str(output_dir), aligned_dir=str(aligned_dir),
                                size=SIZE, hr_size=HR, val_fraction=0.4, shard_size=3,
@@ -68,26 +69,29 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
     input_dir, aligned_dir, crops = _london_with_alignments(
         tmp_path, ["001", "002", "003", "004", "005"])
     out = tmp_path / "out"
-    manifest = builder.build_dataset(_config(input_dir, out, aligned_dir))
+    manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, test_fraction=0.2))
 
-    train, val = manifest.splits["train"], manifest.splits["val"]
-    assert len(val.identities) == 2 and len(train.identities) == 3  # round(5 * 0.4)
-    assert sorted(train.identities + val.identities) == ["001", "002", "003", "004", "005"]
+    train, val, test = (manifest.splits[s] for s in ("train", "val", "test"))
+    # round(5 * 0.2) = 1 test, round(5 * 0.4) = 2 val, the rest train.
+    assert [len(s.identities) for s in (train, val, test)] == [2, 2, 1]
+    assert sorted(train.identities + val.identities + test.identities) == [
+        "001", "002", "003", "004", "005"]
     assert manifest.identities_without_pairs == ["005"]
     assert [f["path"] for f in manifest.failures] == [str(input_dir / "smiling/005_08.jpg")]
     # Two pairs (neutral->smile, smile->neutral) per identity with both images.
-    for split in (train, val):
+    for split in (train, val, test):
         with_pairs = [i for i in split.identities if i != "005"]
         assert split.num_pairs == 2 * len(with_pairs)
         assert split.pairs_per_expression == {"neutral->smile": len(with_pairs),
                                               "smile->neutral": len(with_pairs)}
     assert manifest.flags["seed"] == 0 and manifest.flags["val_fraction"] == 0.4
+    assert manifest.flags["test_fraction"] == 0.2
     assert manifest.source == "london" and not manifest.has_ground_truth
     assert json.loads((out / "manifest.json").read_text())["splits"]["val"]["identities"] == (
         val.identities)
 
     seen = set()
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         for example in _read_all(out, split):
             source_id = example["source_id"].numpy().decode()
             target_id = example["target_id"].numpy().decode()
@@ -125,7 +129,7 @@ def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(records.RecordsError, match="not empty.*--overwrite"):
+    with pytest.raises(records.RecordsError, match="not empty.*set overwrite"):
         builder.build_dataset(_config(input_dir, out, aligned_dir))
     (out / "train-00007-of-00009.tfrecord").write_bytes(b"old shard")
     manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
@@ -159,9 +163,25 @@ def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
     assert manifest.splits["train"].num_pairs == 4  # 2 of 4 identities, 2 pairs each
 
 
+def test_dataset_without_test_split_says_rebuild(tmp_path):
+    input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003"])
+    out = tmp_path / "out"
+    manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, test_fraction=0.34))
+    assert manifest.splits["test"].num_pairs == 2
+    # A manifest written before the three-way split: train and val only.
+    raw = json.loads((out / "manifest.json").read_text())
+    del raw["splits"]["test"]
+    (out / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(records.RecordsError, match=(
+            f"no 'test' split.*python -m data_prep.build_dataset --source=london "
+            f"--input_dir={input_dir} --output_dir={out} --overwrite")):
+        input_pipeline.make_dataset(out, "test", 2)
+    assert next(iter(input_pipeline.make_dataset(out, "train", 2)))["source"].shape[0] == 2
+
+
 def _run_binary(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "data_prep.build_dataset", *args],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_binary_reports_bad_input_without_traceback(tmp_path):
@@ -170,6 +190,12 @@ def test_binary_reports_bad_input_without_traceback(tmp_path):
     assert result.returncode != 0
     assert "error:" in result.stderr and "illumination 07" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    result = _run_binary("--source=london", f"--input_dir={tmp_path}",
+                         f"--output_dir={tmp_path / 'out'}", "--val_fraction=0.5",
+                         "--test_fraction=0.5")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--val_fraction plus --test_fraction must be below 1" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -187,9 +213,10 @@ def test_binary_on_london_identities(london_dir, tmp_path):
     assert "wrote" in result.stdout
     manifest = records.read_manifest(out)
     assert manifest.failures == []
-    assert manifest.splits["train"].num_pairs == 4 and manifest.splits["val"].num_pairs == 2
-    batch = next(iter(input_pipeline.make_dataset(out, "train", 4, with_hr=True, flip=False)))
-    assert batch["source_hr"].shape == (4, 128, 128, 3)
+    # Three people, default 70/10/20: one each.
+    assert [manifest.splits[s].num_pairs for s in records.SPLITS] == [2, 2, 2]
+    batch = next(iter(input_pipeline.make_dataset(out, "train", 2, with_hr=True, flip=False)))
+    assert batch["source_hr"].shape == (2, 128, 128, 3)
     # Aligned faces: the eyes (template at y = -0.2) are darker than the cheeks
     # below them, and the landmarks sit where the template puts them.
     target = batch["target"].numpy()
@@ -227,7 +254,7 @@ def test_synthetic_build_carries_ground_truth_that_matches_the_crops(tmp_path):
     _write_synthetic(root, num_identities=3, render_size=128)
     manifest = builder.build_dataset(builder.BuildConfig(
         source="synthetic", input_dir=str(root), output_dir=str(out), size=32, hr_size=64,
-        val_fraction=0.34, num_workers=1))
+        val_fraction=0.34, test_fraction=0.0, num_workers=1))
     assert manifest.has_ground_truth and manifest.failures == []
     assert manifest.splits["train"].num_pairs == 12 and manifest.splits["val"].num_pairs == 6
     assert manifest.splits["train"].images_per_expression == {

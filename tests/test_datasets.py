@@ -10,7 +10,7 @@ import pytest
 from fvae_tf.data import alignment, builder, readers
 
 # Real Multi-PIE names, camera 05_1, illumination 07, and the expression the
-# paper gives each (session, recording) (SPEC, Data).
+# paper gives each (session, recording) (paper 5.1).
 _SUBJECT_001 = {
     "001_01_01_051_07.png": "neutral", "001_01_02_051_07.png": "smile",
     "001_02_01_051_07.png": "neutral", "001_02_02_051_07.png": "surprise",
@@ -168,15 +168,21 @@ def test_folder_reader_csv(tmp_path):
 
 def test_split_identities():
     identities = [f"{i:03d}" for i in range(1, 103)]
-    train, val = readers.split_identities(identities + identities[:5], 0.2, seed=0)
-    assert len(val) == 20 and len(train) == 82  # round(102 * 0.2) = 20
-    assert sorted(train + val) == identities
-    assert (train, val) == readers.split_identities(list(reversed(identities)), 0.2, seed=0)
-    assert val != readers.split_identities(identities, 0.2, seed=1)[1]
-    assert readers.split_identities(["a", "b"], 0.2, seed=0)[1] in (["a"], ["b"])
-    assert readers.split_identities(["a", "b", "c"], 0.0, seed=0) == (["a", "b", "c"], [])
-    with pytest.raises(ValueError):
-        readers.split_identities(identities, 1.0, seed=0)
+    train, val, test = readers.split_identities(identities + identities[:5], 0.1, 0.2, seed=0)
+    # The London set's 102 people: round(102 * 0.2) = 20 test, round(10.2) = 10 val.
+    assert (len(train), len(val), len(test)) == (72, 10, 20)
+    assert sorted(train + val + test) == identities
+    assert (train, val, test) == readers.split_identities(list(reversed(identities)), 0.1, 0.2,
+                                                          seed=0)
+    assert test != readers.split_identities(identities, 0.1, 0.2, seed=1)[2]
+    assert readers.split_identities(["a", "b"], 0.2, 0.0, seed=0)[1] in (["a"], ["b"])
+    # Three people: one each; two: train keeps one, test comes first.
+    assert [len(s) for s in readers.split_identities(["a", "b", "c"], 0.1, 0.2, 0)] == [1, 1, 1]
+    assert [len(s) for s in readers.split_identities(["a", "b"], 0.1, 0.2, 0)] == [1, 0, 1]
+    assert readers.split_identities(["a", "b", "c"], 0.0, 0.0, seed=0) == (["a", "b", "c"], [], [])
+    for fractions in ((1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (-0.1, 0.2)):
+        with pytest.raises(ValueError):
+            readers.split_identities(identities, *fractions, seed=0)
 
 
 def test_ordered_pairs_by_hand():

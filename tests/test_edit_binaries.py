@@ -9,64 +9,18 @@ tested is the plumbing: detection, paste-back, files, errors).
 import json
 import pathlib
 import shutil
-import subprocess
-import sys
 
-import matplotlib.cbook
 import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
 
+from conftest import experiment_ok, fails_cleanly, run_experiment
 from fvae_tf.data import alignment
 from fvae_tf.train import latent_stats
 
-# The tiny dataset writer lives with the training tests; pytest puts tests/ on sys.path.
-from test_training import write_tiny_dataset
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 EDIT_OUTPUTS = ("{}.png", "{}_steps.png", "{}.gif", "{}_flow.png", "{}_upsampling.png")
-
-
-def _run(binary: str, *flags) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"experiments.{binary}", *map(str, flags)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def _ok(binary: str, *flags) -> str:
-    result = _run(binary, *flags)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def _fails_cleanly(result: subprocess.CompletedProcess, *messages: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    for message in messages:
-        assert message in result.stderr, result.stderr
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> pathlib.Path:
-    """A tiny FVAE run with latent statistics and a mask stage."""
-    root = tmp_path_factory.mktemp("edit_run")
-    write_tiny_dataset(root / "data")
-    common = [f"--workdir={root / 'run'}", f"--dataset_dir={root / 'data'}", "--preset=tiny"]
-    _ok("train", *common, "--num_steps=3", "--eval_every=3", "--learning_rate=0.05")
-    _ok("train_mask", *common, "--num_steps=1", "--eval_every=1")
-    return root / "run"
-
-
-@pytest.fixture(scope="session")
-def package_photos(tmp_path_factory) -> list[pathlib.Path]:
-    """scikit-image's astronaut (PNG) and matplotlib's Grace Hopper (JPEG) as files."""
-    root = tmp_path_factory.mktemp("photos")
-    astronaut = root / "astronaut.png"
-    Image.fromarray(skimage.data.astronaut()).save(astronaut)
-    hopper = root / "grace_hopper.jpg"
-    shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), hopper)
-    return [astronaut, hopper]
 
 
 def _assert_edited_around_the_face(photo_path: pathlib.Path, edited_path: pathlib.Path) -> None:
@@ -98,8 +52,8 @@ def _assert_edit_outputs(output_dir: pathlib.Path, photo: pathlib.Path, steps: i
 
 def test_edit_package_photos(run_dir, package_photos, tmp_path):
     out = tmp_path / "out"
-    stdout = _ok("edit", f"--checkpoint_dir={run_dir}", "--input", *package_photos,
-                 "--to=smile", "--steps=3", f"--output_dir={out}")
+    stdout = experiment_ok("edit", f"--checkpoint_dir={run_dir}", "--input", *package_photos,
+                           "--to=smile", "--steps=3", f"--output_dir={out}")
     for photo in package_photos:
         _assert_edit_outputs(out, photo, steps=3)
     assert stdout.count("flow upsampling") == 2
@@ -113,8 +67,8 @@ def test_edit_a_folder_of_london_faces(run_dir, london_dir, tmp_path):
     for photo in photos:
         shutil.copy(photo, folder)
     out = tmp_path / "out"
-    _ok("edit", f"--checkpoint_dir={run_dir}", f"--input={folder}", "--to=smile",
-        "--strength=1.5", "--steps=2", f"--output_dir={out}")
+    experiment_ok("edit", f"--checkpoint_dir={run_dir}", f"--input={folder}", "--to=smile",
+                  "--strength=1.5", "--steps=2", f"--output_dir={out}")
     for photo in photos:
         _assert_edit_outputs(out, folder / photo.name, steps=2)
 
@@ -130,11 +84,11 @@ def test_edit_reports_each_bad_photo_and_still_edits_the_good_one(run_dir, packa
     inputs = [tmp_path / "blank.png", tmp_path / "two_faces.png", tmp_path / "broken.jpg",
               package_photos[0]]
     out = tmp_path / "out"
-    result = _run("edit", f"--checkpoint_dir={run_dir}", "--input", *inputs, "--to=smile",
-                  "--steps=2", f"--output_dir={out}")
-    _fails_cleanly(result, f"error: {inputs[0]}: no face found",
-                   f"error: {inputs[1]}: ", "faces found", "--multiple_faces=largest",
-                   f"error: {inputs[2]}: not a recognised image format", "3 of 4 photo(s) failed")
+    result = run_experiment("edit", f"--checkpoint_dir={run_dir}", "--input", *inputs,
+                            "--to=smile", "--steps=2", f"--output_dir={out}")
+    fails_cleanly(result, f"error: {inputs[0]}: no face found",
+                  f"error: {inputs[1]}: ", "faces found", "--multiple_faces=largest",
+                  f"error: {inputs[2]}: not a recognised image format", "3 of 4 photo(s) failed")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         pattern.format("astronaut_smile") for pattern in EDIT_OUTPUTS)
 
@@ -150,31 +104,31 @@ def test_edit_refuses_bad_checkpoints_and_labels(run_dir, package_photos, tmp_pa
     photo = package_photos[0]
 
     def edit(checkpoint_dir, *flags):
-        return _run("edit", f"--checkpoint_dir={checkpoint_dir}", f"--input={photo}",
-                    f"--output_dir={out}", *flags)
+        return run_experiment("edit", f"--checkpoint_dir={checkpoint_dir}", f"--input={photo}",
+                              f"--output_dir={out}", *flags)
 
-    _fails_cleanly(edit(run_dir, "--to=grin"),
-                   "unknown expression 'grin'; known expressions: neutral, smile, surprise")
-    _fails_cleanly(edit(tmp_path / "missing", "--to=smile"), "config.json is missing")
+    fails_cleanly(edit(run_dir, "--to=grin"),
+                  "unknown expression 'grin'; known expressions: neutral, smile, surprise")
+    fails_cleanly(edit(tmp_path / "missing", "--to=smile"), "config.json is missing")
 
     no_stats = _copy_run(run_dir, tmp_path / "a")
     (no_stats / latent_stats.FILENAME).unlink()
-    _fails_cleanly(edit(no_stats, "--to=smile"), "latent_stats.npz is missing")
+    fails_cleanly(edit(no_stats, "--to=smile"), "latent_stats.npz is missing")
 
     other_config = _copy_run(run_dir, tmp_path / "b")
     config_path = other_config / "config.json"
     config = json.loads(config_path.read_text())
     config["config"]["latent_dim"] = 16
     config_path.write_text(json.dumps(config))
-    _fails_cleanly(edit(other_config, "--to=smile"), "does not fit this model")
+    fails_cleanly(edit(other_config, "--to=smile"), "does not fit this model")
     assert not out.exists()  # nothing written
 
 
 def test_interpolate_with_and_without_confidence(run_dir, london_dir, tmp_path):
     faces = [london_dir / "neutral" / "012_03.jpg", london_dir / "smiling" / "012_08.jpg"]
     out = tmp_path / "out"
-    stdout = _ok("interpolate", f"--checkpoint_dir={run_dir}", "--inputs", *faces,
-                 "--steps=3", "--hr_size=128", f"--output_dir={out}")
+    stdout = experiment_ok("interpolate", f"--checkpoint_dir={run_dir}", "--inputs", *faces,
+                           "--steps=3", "--hr_size=128", f"--output_dir={out}")
     assert "interpolation.gif" in stdout
     for name in ("interpolation.gif", "interpolation_no_confidence.gif"):
         with Image.open(out / name) as gif:
@@ -185,11 +139,12 @@ def test_interpolate_with_and_without_confidence(run_dir, london_dir, tmp_path):
     no_mask = _copy_run(run_dir, tmp_path / "a")
     shutil.rmtree(no_mask / "mask")
     flags = [f"--checkpoint_dir={no_mask}", "--inputs", *faces, "--steps=2", "--hr_size=64"]
-    _fails_cleanly(_run("interpolate", *flags, f"--output_dir={tmp_path / 'x'}"),
-                   "experiments.train_mask", "--noconfidence")
+    fails_cleanly(run_experiment("interpolate", *flags, f"--output_dir={tmp_path / 'x'}"),
+                  "experiments.train_mask", "--noconfidence")
     assert not (tmp_path / "x").exists()
-    _ok("interpolate", *flags, "--noconfidence", f"--output_dir={tmp_path / 'y'}")
+    experiment_ok("interpolate", *flags, "--noconfidence", f"--output_dir={tmp_path / 'y'}")
     assert sorted(p.name for p in (tmp_path / "y").iterdir()) == [
         "interpolation.png", "interpolation_no_confidence.gif"]
-    _fails_cleanly(_run("interpolate", f"--checkpoint_dir={run_dir}", f"--inputs={faces[0]}",
-                        f"--output_dir={tmp_path / 'z'}"), "interpolation takes exactly two")
+    fails_cleanly(run_experiment("interpolate", f"--checkpoint_dir={run_dir}",
+                                 f"--inputs={faces[0]}", f"--output_dir={tmp_path / 'z'}"),
+                  "interpolation takes exactly two")

@@ -1,44 +1,14 @@
 """Tests for editing (Algorithm 1, confidence blending) on the tiny preset."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import random_faces, random_models
 from fvae_tf.edit import editing
 from fvae_tf.train import latent_stats
 from fvae_tf.warp import sampler
-from fvae_tf.model.config import get_config
 from fvae_tf.expressions import EXPRESSIONS
-from fvae_tf.model.fvae import FVAE, ConfidenceModel
-
-
-def random_models(seed: int = 0, gain: float = 1.0) -> tuple[FVAE, ConfidenceModel]:
-    """A tiny FVAE and confidence model whose weights are large enough to matter.
-
-    The 0.01 initialisation makes every latent decode to nearly the same
-    field; weights redrawn with stddev gain / sqrt(fan-in) make the tests able
-    to tell latents apart.
-    """
-    keras.utils.set_random_seed(seed)
-    fvae = FVAE(get_config("tiny"))
-    fvae.build_for_inference()
-    mask_model = ConfidenceModel(fvae)
-    mask_model.build_for_inference()
-    rng = np.random.default_rng(seed)
-    for variable in fvae.weights + mask_model.mask_net.weights:
-        if "moving_variance" in variable.path:
-            continue
-        fan_in = int(np.prod(variable.shape[:-1])) if len(variable.shape) > 1 else 1
-        stddev = gain / np.sqrt(fan_in)
-        variable.assign(rng.normal(0.0, stddev, variable.shape).astype(np.float32))
-    return fvae, mask_model
-
-
-def random_faces(n: int, seed: int = 0, size: int = 64) -> tf.Tensor:
-    """float32 [n, size, size, 3] smooth random pictures in [-1, 1]."""
-    coarse = np.random.default_rng(seed).uniform(-1, 1, (n, 8, 8, 3)).astype(np.float32)
-    return tf.image.resize(coarse, (size, size), method="bicubic")
 
 
 @pytest.fixture(scope="module")

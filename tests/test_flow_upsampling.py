@@ -1,10 +1,12 @@
-"""Tests for flow_upsampling: identity exactness, a translation oracle (cv2), sharpness."""
+"""Tests for flow upsampling (warp.flow_upsampling: identity exactness, a translation
+oracle (cv2)) and its comparison with pixel upsampling (edit.upsampling: sharpness)."""
 
 import cv2
 import numpy as np
 import skimage.data
 import tensorflow as tf
 
+from fvae_tf.edit import upsampling
 from fvae_tf.warp import flow_upsampling, sampler
 
 
@@ -43,12 +45,12 @@ def test_flow_upsampling_is_sharper_than_pixel_upsampling():
     rng = np.random.default_rng(0)
     smooth = cv2.GaussianBlur(rng.normal(0, 1, (64, 64, 2)).astype(np.float32), (0, 0), 6)
     coords = sampler.identity_grid(64, 64)[None] + 0.03 * smooth / np.abs(smooth).max()
-    result = flow_upsampling.compare(low, hr, coords)
+    result = upsampling.compare(low, hr, coords)
     assert result.flow.shape == result.pixel.shape == hr.shape
     # The flow output keeps most of the crop's detail (bilinear reads between
     # pixels soften it a little: 0.75 here); the pixel output is a 4x blow-up.
     assert 0.6 < result.flow_sharpness < 1.0
     assert result.pixel_sharpness < 0.25
     # With the identity field the flow output is the source itself: ratio 1.
-    identity = flow_upsampling.compare(low, hr, sampler.identity_grid(64, 64)[None])
+    identity = upsampling.compare(low, hr, sampler.identity_grid(64, 64)[None])
     assert identity.flow_sharpness == 1.0

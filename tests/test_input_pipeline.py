@@ -182,7 +182,7 @@ def test_make_dataset_errors(tmp_path):
     with pytest.raises(records.RecordsError, match="not a finished dataset"):
         input_pipeline.make_dataset(tmp_path, "train", 2)
     _write_dataset(tmp_path)
-    with pytest.raises(records.RecordsError, match="no split 'val'"):
+    with pytest.raises(records.RecordsError, match="no 'val' split"):
         input_pipeline.make_dataset(tmp_path, "val", 2)
 
 

@@ -3,11 +3,9 @@
 import numpy as np
 import pytest
 
+from conftest import random_faces, random_models
 from fvae_tf.edit import interpolation
 from fvae_tf.warp import flow_upsampling
-
-# The random-weight tiny models live with the editing tests; pytest puts tests/ on sys.path.
-from test_editing import random_faces, random_models
 
 Weighting = interpolation.SourceWeighting
 

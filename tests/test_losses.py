@@ -112,3 +112,93 @@ def test_mask_label_and_loss_hand_numbers():
 
 def test_total_loss_weights():
     assert losses.total_loss(1.0, 2.0, 3.0, beta=0.5, flow_weight=10.0) == pytest.approx(32.0)
+
+
+def test_ssim_map_matches_skimage():
+    from skimage.metrics import structural_similarity
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (9, 11, 3))
+    b = np.clip(a + rng.normal(0, 0.3, a.shape), -1, 1)
+    got = losses.ssim_map(tf.constant(a[None]), tf.constant(b[None])).numpy()[0]
+    for c in range(3):
+        _, want = structural_similarity(a[..., c], b[..., c], win_size=3, data_range=2.0,
+                                        use_sample_covariance=False, full=True)
+        np.testing.assert_allclose(got[..., c], want, atol=1e-6)
+
+
+def test_census_hand_computed_raised_centre():
+    # b's centre is 0.9 above a flat grey: at the centre every one of the 8
+    # neighbours has d = -0.9, t = -0.9 / sqrt(0.81 + 0.81) = -1/sqrt(2), while a's
+    # t is 0: 8 * 0.5 / (0.1 + 0.5). Every other pixel sees the centre once
+    # (mirrored borders repeat the edge, never the centre): 0.5 / 0.6.
+    a = np.zeros((1, 3, 3, 3), np.float32)
+    b = a.copy()
+    b[0, 1, 1] = 0.9
+    got = losses.census_distance(a, b, window=3).numpy()[0, ..., 0]
+    want = np.full((3, 3), 0.5 / 0.6)
+    want[1, 1] = 8 * 0.5 / 0.6
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # A change of gain and offset keeps the sign pattern; census stays far below L1's change.
+    rng = np.random.default_rng(0)
+    img = rng.uniform(-0.5, 0.5, (1, 8, 8, 3)).astype(np.float32)
+    relit = 0.8 * img + 0.2
+    shuffled = rng.permutation(img.ravel()).reshape(img.shape)
+    relit_cost = losses.photometric_map(img, relit, "census").numpy().mean()
+    assert relit_cost < 0.1 * losses.photometric_map(img, shuffled, "census").numpy().mean()
+
+
+def test_photometric_maps_hand_numbers():
+    rng = np.random.default_rng(1)
+    target = rng.uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)
+    output = rng.uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)
+    l1 = losses.photometric_map(target, output, "l1").numpy()
+    np.testing.assert_allclose(l1[..., 0], np.abs(target - output).sum(-1), rtol=1e-6)
+    ssim = losses.ssim_map(target, output).numpy()
+    want = (0.85 * np.clip((1 - ssim) / 2, 0, 1) + 0.15 * np.abs(target - output)).sum(-1)
+    got = losses.photometric_map(target, output, "ssim_l1").numpy()[..., 0]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert np.all(losses.photometric_map(target, target, "ssim_l1").numpy() < 1e-6)
+    with pytest.raises(ValueError):
+        losses.photometric_map(target, output, "l2")
+
+
+def test_warp_reconstruction_paper_reading_and_pyramid_closed_form():
+    rng = np.random.default_rng(2)
+    source = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    target = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    jitter = rng.uniform(-0.1, 0.1, (2, 8, 8, 2))
+    coords = (sampler.identity_grid(8, 8).numpy() + jitter).astype(np.float32)
+    paper = losses.reconstruction_l1(target, sampler.bilinear_sample(source, coords)).numpy()
+    got = losses.warp_reconstruction(target, source, coords).numpy()
+    assert got == pytest.approx(paper, rel=1e-6)
+    # Constant images: every level's per-pixel L1 is 3 |c_s - c_t|, each level
+    # weighted to count as the full 8 x 8 image: 3 levels * 64 pixels * 3 * 0.5.
+    flat_s = np.full((1, 8, 8, 3), 0.25, np.float32)
+    flat_t = np.full((1, 8, 8, 3), -0.25, np.float32)
+    got = losses.warp_reconstruction(flat_t, flat_s, coords[:1], "l1", levels=3).numpy()
+    assert got == pytest.approx(3 * 64 * 3 * 0.5, rel=1e-6)
+
+
+def test_flow_supervision_counts_pixels_of_error_on_visible_pixels():
+    h, w = 4, 8
+    truth = sampler.identity_grid(h, w).numpy()[None]
+    coords = truth + np.array([2.0 / w * 3, 2.0 / h * 4], np.float32)  # (3, 4) px off: 5 px
+    visible = np.zeros((1, h, w, 1), np.float32)
+    visible[:, :2] = 1.0  # 16 visible pixels
+    got = losses.flow_supervision(tf.constant(coords), truth, visible).numpy()
+    assert got == pytest.approx(5.0 * 16, rel=1e-5)
+
+
+def test_mask_label_quantile_normalises_per_image():
+    target = np.zeros((2, 1, 4, 3), np.float32)
+    warped = np.zeros((2, 1, 4, 3), np.float32)
+    warped[0, 0, :, 0] = [0.1, 0.2, 0.3, 0.4]  # distances 0.1 .. 0.4
+    warped[1, 0, :, 0] = [1.0, 2.0, 3.0, 4.0]
+    label = losses.mask_label(target, warped, norm=6.0, quantile=1.0).numpy()[..., 0]
+    # Z is each image's largest distance: the same labels at both error scales.
+    np.testing.assert_allclose(label[:, 0], [[0.75, 0.5, 0.25, 0.0]] * 2, atol=1e-6)
+
+
+def test_config_lists_every_photometric_distance():
+    from fvae_tf.model import config
+    assert set(config.PHOTOMETRIC) == {kind.value for kind in losses.Photometric}

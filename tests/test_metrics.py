@@ -109,21 +109,6 @@ def test_blur_lowers_gradient_energy_and_sharpness_ratio():
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
-def test_normalized_to_pixels_maps_identity_to_pixel_centres(align_corners):
-    h, w = 5, 7
-    if align_corners:
-        xs, ys = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
-        coords = np.stack(np.meshgrid(xs, ys), axis=-1)
-    else:
-        coords = _identity_coords(h, w)
-    px = metrics.normalized_to_pixels(coords, align_corners)
-    np.testing.assert_allclose(px[..., 0], np.tile(np.arange(w), (h, 1)), atol=1e-12)
-    np.testing.assert_allclose(px[..., 1], np.tile(np.arange(h)[:, None], (1, w)), atol=1e-12)
-    if not align_corners:  # outer edge of the image is half a pixel outside the first centre
-        assert metrics.normalized_to_pixels(np.full((1, 1, 2), -1.0))[0, 0, 0] == -0.5
-
-
-@pytest.mark.parametrize("align_corners", [False, True])
 def test_endpoint_error_known_shift_in_pixels(align_corners):
     h, w = 12, 20
     a = _identity_coords(h, w)

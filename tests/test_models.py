@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from fvae_tf.model import config as config_lib
 from fvae_tf.model import fvae, networks
+from fvae_tf.train import step
 from fvae_tf.warp import sampler
 
 TINY = config_lib.get_config("tiny")
@@ -54,6 +55,36 @@ def test_flow_decoder_starts_at_the_identity_warp():
     assert np.max(np.abs(coords - identity)) < 0.05
 
 
+def test_residual_flow_head_starts_at_the_identity_with_uniform_gain():
+    config = config_lib.get_config("tiny", flow_head="residual", flow_head_scale=0.25)
+    decoder = networks.FlowDecoder(config)
+    x = _images()
+    z = np.zeros((2, TINY.latent_dim), np.float32)
+    identity = sampler.identity_grid(64, 64).numpy()
+    assert np.max(np.abs(decoder((z, x)).numpy() - identity)) < 0.05
+    # identity + s * tanh(logits): the same logits move a border pixel as far as
+    # the centre one; the paper's head (tanh(logits + atanh(identity))) barely moves it.
+    logits = np.full((1, 64, 64, 2), 0.1, np.float32)
+    residual = identity + 0.25 * np.tanh(logits)
+    atanh = np.tanh(logits + np.arctanh(identity))
+    decoder.body = lambda inputs, training=False: tf.constant(logits)
+    np.testing.assert_allclose(decoder((z[:1], x[:1])).numpy(), residual, atol=1e-6)
+    paper = networks.FlowDecoder(TINY)
+    paper.body = decoder.body
+    np.testing.assert_allclose(paper((z[:1], x[:1])).numpy(), atanh, atol=1e-6)
+    border, centre = (0, 0, 0, 0), (0, 32, 32, 0)
+    assert (atanh - identity)[border] < 0.1 * (atanh - identity)[centre]
+
+
+def test_unknown_modes_are_refused():
+    with pytest.raises(ValueError, match="photometric"):
+        config_lib.get_config("tiny", photometric="l2")
+    with pytest.raises(ValueError, match="flow_head"):
+        config_lib.get_config("tiny", flow_head="linear")
+    with pytest.raises(ValueError, match="multiscale_levels"):
+        config_lib.get_config("tiny", multiscale_levels=0)
+
+
 def test_batch_norm_everywhere_but_the_last_two_layers():
     encoder = networks.Encoder(TINY)
     decoder = networks.FlowDecoder(TINY)
@@ -95,11 +126,10 @@ def test_checkpoint_round_trip_model_and_optimizer(tmp_path):
         model.build_for_inference()
         optimizer = keras.optimizers.Adam(1e-3, beta_1=0.5, clipvalue=1.0)
         optimizer.build(model.trainable_variables)
-        model.compile(optimizer=optimizer)
         return model, optimizer
 
     model, optimizer = make()
-    model.train_step(batch)
+    step.make_train_step(tf.distribute.get_strategy(), model, optimizer)(batch)
     path = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "ckpt"))
 
     restored, restored_optimizer = make()

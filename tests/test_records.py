@@ -97,7 +97,7 @@ def test_manifest_round_trip_and_shard_checks(tmp_path):
     (tmp_path / "val-00000-of-00002.tfrecord").write_bytes(b"stale")
     assert records.shard_paths(tmp_path, "val", records.read_manifest(tmp_path)) == [
         str(tmp_path / shards[0].file)]
-    with pytest.raises(records.RecordsError, match="no split 'train'"):
+    with pytest.raises(records.RecordsError, match="no 'train' split"):
         records.shard_paths(tmp_path, "train", manifest)
     with open(tmp_path / shards[0].file, "ab") as f:
         f.write(b"junk")

@@ -122,3 +122,59 @@ def test_keras_layer_and_tf_function_agree():
     np.testing.assert_allclose(eager, compiled, atol=1e-6)
     np.testing.assert_allclose(eager[0], remap_oracle(images[0], coords[0], "zeros"), atol=1e-5)
     assert sampler.BilinearSampler.from_config(layer.get_config()).border is sampler.Border.ZEROS
+
+
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+def test_xla_compiled_sampler_matches_cv2_remap_and_eager_gradients(border):
+    rng = np.random.default_rng(5)
+    images = tf.constant(rng.uniform(-1, 1, (4, 12, 10, 3)), tf.float32)
+    coords = tf.constant(rng.uniform(-1.3, 1.3, (4, 7, 9, 2)), tf.float32)
+    upstream = tf.constant(rng.uniform(-1, 1, (4, 7, 9, 3)), tf.float32)
+
+    def forward_backward(images, coords):
+        with tf.GradientTape() as tape:
+            tape.watch([images, coords])
+            out = sampler.bilinear_sample(images, coords, border)
+            loss = tf.reduce_sum(out * upstream)
+        return [out] + tape.gradient(loss, [images, coords])
+
+    compiled = tf.function(forward_backward, jit_compile=True)(images, coords)
+    eager = forward_backward(images, coords)
+    for b in range(4):
+        want = remap_oracle(images[b].numpy(), coords[b].numpy(), border)
+        np.testing.assert_allclose(compiled[0][b], want, atol=1e-5)
+    for got, want in zip(compiled, eager):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+def test_gradients_match_numerical_align_corners_and_resizing(border):
+    # A 4x3 output read from a 5x6 source with align_corners=True, points
+    # inside and outside the image.
+    rng = np.random.default_rng(6)
+    images = tf.constant(rng.uniform(-1, 1, (2, 5, 6, 3)), tf.float64)
+    px = rng.uniform(0.2, 0.8, (2, 4, 3, 2)) + rng.integers(-1, 5, (2, 4, 3, 2))
+    coords = tf.constant(2 * px / np.array([5, 4], np.float64) - 1, tf.float64)
+    for argument in range(2):
+        def fn(x):
+            args = [images, coords]
+            args[argument] = x
+            return sampler.bilinear_sample(*args, border=border, align_corners=True)
+        theoretical, numerical = tf.test.compute_gradient(fn, [[images, coords][argument]])
+        np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("border,edge", [("clamp", True), ("zeros", False)])
+def test_far_away_points_read_the_border_with_zero_gradient_along_that_axis(border, edge):
+    image = tf.constant(np.arange(12, dtype=np.float32).reshape(1, 3, 4, 1))
+    coords = tf.constant([[[[-1e9, 0.0], [1e9, 0.0], [0.0, 3e7], [-5.0, -7.0]]]], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(coords)
+        out = sampler.bilinear_sample(image, coords, border)
+    want = [4.0, 7.0, 9.5, 0.0] if edge else [0.0] * 4  # row 1 / 1.5 edge pixels, corner
+    np.testing.assert_allclose(out.numpy().ravel(), want)
+    gradient = tape.gradient(out, coords).numpy()[0, 0]
+    far = np.array([[1, 0], [1, 0], [0, 1], [1, 1]], bool)  # the axes beyond the border
+    np.testing.assert_array_equal(gradient[far], 0.0)
+    if not edge:
+        np.testing.assert_array_equal(gradient, 0.0)

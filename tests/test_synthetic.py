@@ -15,6 +15,7 @@ from fvae_tf.synthetic import faces, dataset
 from fvae_tf.synthetic import geometry
 from fvae_tf.synthetic import mesh
 from fvae_tf.expressions import EXPRESSIONS, MULTIPIE_RECORDINGS
+from fvae_tf.warp import coordinates
 
 SIZE = 64
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_pixel_grid_is_the_sampler_convention():
     grid = geometry.pixel_grid(4).reshape(4, 4, 2)
     np.testing.assert_allclose(grid[0, :, 0], [-0.75, -0.25, 0.25, 0.75])  # (2i + 1) / 4 - 1
     np.testing.assert_allclose(grid[:, 0, 1], [-0.75, -0.25, 0.25, 0.75])
-    np.testing.assert_allclose(geometry.to_pixels(grid, 4)[2, 1], [1.0, 2.0])
+    np.testing.assert_allclose(coordinates.to_pixels(grid, 4)[2, 1], [1.0, 2.0])
 
 
 def _inside(vertices: np.ndarray, triangle: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -133,7 +134,7 @@ def test_truth_carries_target_landmarks_onto_source_landmarks(renders):
     skin = list(range(36))  # jaw, brows, nose: away from the openings, where the field jumps
     where = tgt.landmarks[skin, None].astype(np.float32)  # [N, 1, 2] pixels
     at_landmarks = cv2.remap(pair.coords, where[..., 0], where[..., 1], cv2.INTER_LINEAR)[:, 0]
-    np.testing.assert_allclose(geometry.to_pixels(at_landmarks, SIZE), src.landmarks[skin],
+    np.testing.assert_allclose(coordinates.to_pixels(at_landmarks, SIZE), src.landmarks[skin],
                                atol=0.3)
 
 

@@ -14,42 +14,32 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
+from conftest import (REPO_ROOT, assert_same_checkpoints, experiment_command, experiment_ok,
+                      fails_cleanly, run_experiment)
 from fvae_tf.train import checkpoints, latent_stats
 
-# The tiny dataset writer lives with the library tests; pytest puts tests/ on sys.path.
-from test_training import _assert_same_checkpoints, write_tiny_dataset
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> pathlib.Path:
-    root = tmp_path_factory.mktemp("data")
-    write_tiny_dataset(root)
-    return root
+def data_dir(tiny_dataset) -> pathlib.Path:
+    return tiny_dataset[0]
+
+
+def _run_flags(workdir, data_dir, *flags) -> tuple:
+    return (f"--workdir={workdir}", f"--dataset_dir={data_dir}", "--preset=tiny", *flags)
 
 
 def _command(binary: str, workdir, data_dir, *flags) -> list[str]:
-    return [sys.executable, "-m", f"experiments.{binary}", f"--workdir={workdir}",
-            f"--dataset_dir={data_dir}", "--preset=tiny", *flags]
+    return experiment_command(binary, *_run_flags(workdir, data_dir, *flags))
 
 
 def _run(binary: str, workdir, data_dir, *flags) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(binary, workdir, data_dir, *flags), cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return run_experiment(binary, *_run_flags(workdir, data_dir, *flags))
 
 
 def _ok(binary: str, workdir, data_dir, *flags) -> str:
-    result = _run(binary, workdir, data_dir, *flags)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def _fails_cleanly(result: subprocess.CompletedProcess, message: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    assert message in result.stderr, result.stderr
+    return experiment_ok(binary, *_run_flags(workdir, data_dir, *flags))
 
 
 def _event_tags(run_dir: pathlib.Path) -> set[str]:
@@ -112,7 +102,7 @@ def test_train_vae_one_step_multi_worker(data_dir, tmp_path):
     result = subprocess.run(
         _command("train", tmp_path, data_dir, "--model=vae", "--strategy=multi_worker",
                  "--num_steps=1", "--eval_every=1"),
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     report = _assert_run_dir(tmp_path, 1)
     assert "eval/flow" not in report and "eval/epe_px" not in report
@@ -124,7 +114,7 @@ def test_killed_run_resumes_to_the_same_weights(data_dir, tmp_path):
     _ok("train", tmp_path / "straight", data_dir, *flags)
 
     workdir = tmp_path / "killed"
-    process = subprocess.Popen(_command("train", workdir, data_dir, *flags), cwd=REPO,
+    process = subprocess.Popen(_command("train", workdir, data_dir, *flags), cwd=REPO_ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint_dir = str(workdir / "checkpoints")
     deadline = time.monotonic() + 240
@@ -140,28 +130,28 @@ def test_killed_run_resumes_to_the_same_weights(data_dir, tmp_path):
 
     stdout = _ok("train", workdir, data_dir, *flags)
     assert "stopped at step 12" in stdout
-    _assert_same_checkpoints(
+    assert_same_checkpoints(
         tf.train.latest_checkpoint(str(tmp_path / "straight" / "checkpoints")),
         tf.train.latest_checkpoint(str(workdir / "checkpoints")))
 
 
 def test_nan_loss_exits_with_a_clear_message(data_dir, tmp_path):
     result = _run("train", tmp_path, data_dir, "--learning_rate=1e30", "--num_steps=20")
-    _fails_cleanly(result, "error: loss became")
+    fails_cleanly(result, "error: loss became")
     assert "lower --learning_rate or --clip_value" in result.stderr
 
 
 def test_missing_and_incompatible_checkpoints_exit_with_a_clear_message(
         data_dir, fvae_run, tmp_path):
     workdir, _ = fvae_run
-    _fails_cleanly(_run("train_mask", tmp_path / "nothing", data_dir),
-                   "is not a training run directory")
-    _fails_cleanly(_run("train", tmp_path / "other", data_dir, "--latent_dim=16",
-                        f"--init_from={workdir}"),
-                   "was trained with latent_dim=8 (this run: 16)")
-    _fails_cleanly(_run("train", workdir, data_dir, "--latent_dim=16"),
-                   "was trained with latent_dim=8 (this run: 16)")
-    _fails_cleanly(_run("train", tmp_path / "x", tmp_path / "no_data"), "manifest.json")
+    fails_cleanly(_run("train_mask", tmp_path / "nothing", data_dir),
+                  "is not a training run directory")
+    fails_cleanly(_run("train", tmp_path / "other", data_dir, "--latent_dim=16",
+                       f"--init_from={workdir}"),
+                  "was trained with latent_dim=8 (this run: 16)")
+    fails_cleanly(_run("train", workdir, data_dir, "--latent_dim=16"),
+                  "was trained with latent_dim=8 (this run: 16)")
+    fails_cleanly(_run("train", tmp_path / "x", tmp_path / "no_data"), "manifest.json")
 
 
 _STRATEGY_SCRIPT = textwrap.dedent("""
@@ -172,9 +162,9 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
     import keras
     import numpy as np
     from fvae_tf.model import config
-    from fvae_tf.train import checkpoints, loop
+    from fvae_tf.train import checkpoints, loop, step
 
-    # Clipping applies per replica (see training's docstring): keep it out of the way.
+    # Clipping applies per replica (see fvae_tf.train.step's docstring): keep it out of the way.
     cfg = config.get_config("tiny", clip_value=1e9)
     rng = np.random.default_rng(0)
     half = {k: rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32) for k in ("source", "target")}
@@ -183,13 +173,13 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
         with strategy.scope():
             keras.utils.set_random_seed(0)
             model = checkpoints.build_model("fvae", cfg)
-            optimizer = loop.make_optimizer(cfg, model.trainable_variables)
-        step = loop.make_train_step(strategy, model, optimizer)
+            optimizer = step.make_optimizer(cfg, model.trainable_variables)
+        train_step = step.make_train_step(strategy, model, optimizer)
         data = tf.data.Dataset.from_tensors(batch)
-        terms = step(next(iter(strategy.experimental_distribute_dataset(data))))
+        terms = train_step(next(iter(strategy.experimental_distribute_dataset(data))))
         return {k: float(v) for k, v in terms.items()}, [w.numpy() for w in model.weights]
 
-    mirrored = loop.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+    mirrored = step.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
     # Each replica gets one copy of `half`: batch-norm statistics and the
     # reparameterisation noise then match the single-device step on `half`.
@@ -203,7 +193,7 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
 
     # The whole loop.
     run = loop.train(config.get_config("tiny", num_steps=2, eval_every=2), sys.argv[2],
-                         sys.argv[1], strategy=mirrored)
+                     sys.argv[1], strategy=mirrored)
     assert run.step == 2, run
     print("ok", single_terms["loss"], mirrored_terms["loss"])
 """)
@@ -211,7 +201,7 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
 
 def test_mirrored_strategy_matches_one_device(data_dir, tmp_path):
     result = subprocess.run([sys.executable, "-c", _STRATEGY_SCRIPT, str(data_dir),
-                             str(tmp_path / "run")], cwd=REPO, capture_output=True, text=True,
+                             str(tmp_path / "run")], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")

@@ -1,78 +1,22 @@
-"""Tests for fvae_tf.train.loop, latent_stats and summaries on the tiny preset."""
+"""Tests for fvae_tf.train.loop, checkpoints, latent_stats and summaries on the tiny preset."""
 
 import json
 import math
-import pathlib
+import re
 
-import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import TINY_EXPRESSIONS, TINY_SIZE, assert_same_checkpoints, checkpoint_values
+from fvae_tf.data import input_pipeline
 from fvae_tf.model import config as config_lib
-from fvae_tf.data import input_pipeline, records
-from fvae_tf.train import checkpoints, latent_stats, summaries, loop
+from fvae_tf.train import checkpoints, latent_stats, loop, summaries
 from fvae_tf.warp import sampler
-
-SIZE = 64
-EXPRESSIONS = (0, 1, 2)  # neutral, smile, surprise
-
-
-def _image(rng: np.random.Generator) -> np.ndarray:
-    """A smooth random uint8 [SIZE, SIZE, 3] picture."""
-    coarse = rng.uniform(0, 255, (8, 8, 3)).astype(np.float32)
-    return np.clip(cv2.resize(coarse, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC),
-                   0, 255).astype(np.uint8)
-
-
-def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2) -> dict:
-    """A dataset directory: each identity has one image per expression in EXPRESSIONS.
-
-    Returns:
-      {split: [(source uint8, target uint8, target expression, target id)]} and
-      "images": {image id: (uint8 image, expression)} of the training split.
-    """
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    identity = sampler.identity_grid(SIZE, SIZE).numpy()
-    out, splits = {"images": {}}, {}
-    for split, names in (("train", [f"t{i}" for i in range(train_ids)]),
-                         ("val", [f"v{i}" for i in range(val_ids)])):
-        pairs = []
-        for name in names:
-            images = {e: _image(rng) for e in EXPRESSIONS}
-            if split == "train":
-                out["images"].update({f"{name}/{e}": (images[e], e) for e in EXPRESSIONS})
-            for s in EXPRESSIONS:
-                for t in EXPRESSIONS:
-                    if s != t:
-                        pairs.append(records.PairRecord(
-                            source=images[s], target=images[t], source_hr=images[s],
-                            target_hr=images[t], source_expression=s, target_expression=t,
-                            identity=name, source_id=f"{name}/{s}", target_id=f"{name}/{t}",
-                            source_landmarks=np.zeros((68, 2)), target_landmarks=np.zeros((68, 2)),
-                            gt_coords=identity + 0.05 * (t - s),
-                            gt_visibility=np.ones((SIZE, SIZE), np.float32)))
-        out[split] = [(p.source, p.target, p.target_expression, p.target_id) for p in pairs]
-        shards = records.write_shards(root, split, map(records.serialize_pair, pairs), len(pairs),
-                                      shard_size=16)
-        splits[split] = records.SplitInfo(
-            identities=names, num_images=len(names) * len(EXPRESSIONS), num_pairs=len(pairs),
-            images_per_expression={}, pairs_per_expression={}, shards=shards)
-    records.write_manifest(root, records.Manifest(
-        source="synthetic", size=SIZE, hr_size=SIZE, has_ground_truth=True, alignment="test",
-        flags={}, splits=splits, failures=[], identities_without_pairs=[]))
-    return out
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 127.5 - 1.0
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return root, write_tiny_dataset(root)
 
 
 def _config(**overrides) -> config_lib.FVAEConfig:
@@ -82,23 +26,10 @@ def _config(**overrides) -> config_lib.FVAEConfig:
     return config_lib.get_config("tiny", **values)
 
 
-def _checkpoint_values(path: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(path)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
-
-
-def _assert_same_checkpoints(a: str, b: str, atol: float = 1e-6) -> None:
-    values_a, values_b = _checkpoint_values(a), _checkpoint_values(b)
-    assert values_a.keys() == values_b.keys()
-    for name in values_a:
-        np.testing.assert_allclose(values_a[name], values_b[name], atol=atol, rtol=0, err_msg=name)
-
-
 @pytest.fixture(scope="module")
-def trained(dataset, tmp_path_factory):
+def trained(tiny_dataset, tmp_path_factory):
     """An 8-step FVAE run shared by the tests that only read it."""
-    data_dir, _ = dataset
+    data_dir, _ = tiny_dataset
     workdir = tmp_path_factory.mktemp("run8")
     return workdir, loop.train(_config(), workdir, data_dir)
 
@@ -107,8 +38,8 @@ def test_restore_round_trip_covers_every_variable(trained):
     """Weights, batch-norm statistics, Adam slots and run state survive a checkpoint."""
     workdir, result = trained
     path = checkpoints.best_checkpoint(workdir)
-    values = _checkpoint_values(path)
-    model = loop.load_model(workdir)
+    values = checkpoint_values(path)
+    model = checkpoints.load_model(workdir)
     assert int(values["step/.ATTRIBUTES/VARIABLE_VALUE"]) == result.best_step
     assert "noise/.ATTRIBUTES/VARIABLE_VALUE" in values
     # Adam's two moments per weight, non-zero after training.
@@ -123,14 +54,14 @@ def test_restore_round_trip_covers_every_variable(trained):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
-def test_resume_equals_uninterrupted_run(dataset, trained, tmp_path):
-    data_dir, _ = dataset
+def test_resume_equals_uninterrupted_run(tiny_dataset, trained, tmp_path):
+    data_dir, _ = tiny_dataset
     straight, straight_result = trained
     first = loop.train(_config(num_steps=4), tmp_path, data_dir)
     assert first.step == 4
     second = loop.train(_config(), tmp_path, data_dir)
     assert second.step == 8
-    _assert_same_checkpoints(tf.train.latest_checkpoint(str(straight / "checkpoints")),
+    assert_same_checkpoints(tf.train.latest_checkpoint(str(straight / "checkpoints")),
                              tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
     assert second.metrics == pytest.approx(straight_result.metrics, rel=1e-5)
     # A finished run started again trains nothing and reports the same.
@@ -138,8 +69,8 @@ def test_resume_equals_uninterrupted_run(dataset, trained, tmp_path):
     assert again.step == 8 and again.metrics == pytest.approx(second.metrics)
 
 
-def test_outputs_metrics_and_latent_stats(dataset, trained):
-    _, data = dataset
+def test_outputs_metrics_and_latent_stats(tiny_dataset, trained):
+    _, data = tiny_dataset
     workdir, result = trained
     report = json.loads((workdir / "metrics.json").read_text())
     assert report == json.loads((workdir / "result_8.json").read_text())
@@ -152,9 +83,9 @@ def test_outputs_metrics_and_latent_stats(dataset, trained):
     psnr = np.mean([10 * np.log10(4 / np.mean((s - t) ** 2)) for s, t in zip(sources, targets)])
     assert report["eval/psnr_no_motion"] == pytest.approx(psnr, rel=1e-5)
     # gt_coords are the identity shifted by 0.05 * (t - s) in x and y: 1.6 px per unit.
-    shifts = [abs(t - s) for s in EXPRESSIONS for t in EXPRESSIONS if s != t]
+    shifts = [abs(t - s) for s in TINY_EXPRESSIONS for t in TINY_EXPRESSIONS if s != t]
     assert report["eval/epe_px_no_motion"] == pytest.approx(
-        np.mean(shifts) * 0.05 * SIZE / 2 * math.sqrt(2), rel=1e-4)
+        np.mean(shifts) * 0.05 * TINY_SIZE / 2 * math.sqrt(2), rel=1e-4)
     for key in ("eval/l1", "eval/psnr", "eval/epe_px", "eval/loss", "eval/rec", "eval/kl",
                 "eval/flow"):
         assert math.isfinite(report[key]), key
@@ -164,8 +95,8 @@ def test_outputs_metrics_and_latent_stats(dataset, trained):
     stats = latent_stats.load(workdir / latent_stats.FILENAME)
     assert stats.step == result.best_step
     np.testing.assert_array_equal(stats.counts, [4, 4, 4, 0, 0, 0])
-    model = loop.load_model(workdir)
-    for e in EXPRESSIONS:
+    model = checkpoints.load_model(workdir)
+    for e in TINY_EXPRESSIONS:
         images = np.stack([_to_float(img) for img, label in data["images"].values() if label == e])
         np.testing.assert_allclose(stats.means[e], np.mean(model.encode(images), axis=0),
                                    atol=1e-5)
@@ -175,20 +106,20 @@ def test_outputs_metrics_and_latent_stats(dataset, trained):
         stats.mean("scream")
 
 
-def test_early_stopping_keeps_the_best_checkpoint(dataset, tmp_path, monkeypatch):
-    data_dir, _ = dataset
+def test_early_stopping_keeps_the_best_checkpoint(tiny_dataset, tmp_path):
+    data_dir, _ = tiny_dataset
     losses = iter([5.0, 4.0, 4.5, 4.2, 9.0])
-    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: {"loss": next(losses)})
-    result = loop.train(_config(num_steps=100, eval_every=1, patience=2), tmp_path, data_dir)
+    result = loop.train(_config(num_steps=100, eval_every=1, patience=2), tmp_path, data_dir,
+                        evaluate=lambda eval_step, batches: {"loss": next(losses)})
     assert result.early_stopped and result.step == 4
     assert result.best_step == 2 and result.best_val_loss == 4.0
     assert checkpoints.best_checkpoint(tmp_path).endswith("ckpt-2")
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     """Epoch 1 (steps 4-6) is poisoned; the checkpoint of step 3 stays the latest."""
-    data_dir, _ = dataset
+    data_dir, _ = tiny_dataset
     real = input_pipeline.make_dataset
     calls = []
 
@@ -207,47 +138,50 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, mo
     assert f"the last good checkpoint (step 3) is kept in {tmp_path}" in str(error.value)
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     assert latest.endswith("ckpt-3")
-    assert all(np.all(np.isfinite(v)) for v in _checkpoint_values(latest).values()
+    assert all(np.all(np.isfinite(v)) for v in checkpoint_values(latest).values()
                if np.issubdtype(v.dtype, np.floating))
 
 
-def test_checkpoint_errors(dataset, trained, tmp_path):
-    data_dir, _ = dataset
+def test_checkpoint_errors(tiny_dataset, trained, tmp_path):
+    data_dir, _ = tiny_dataset
     workdir, _ = trained
     with pytest.raises(checkpoints.CheckpointError, match=r"latent_dim=8 \(this run: 16\)"):
         loop.train(_config(latent_dim=16), workdir, data_dir)
-    with pytest.raises(checkpoints.CheckpointError, match=r"--init_from .* latent_dim=8"):
+    with pytest.raises(checkpoints.CheckpointError, match=r"init_from .* latent_dim=8") as error:
         loop.train(_config(latent_dim=16), tmp_path / "new", data_dir, init_from=workdir)
+    assert re.match(r"--init_from .* latent_dim=8", error.value.describe("--{}"))
     with pytest.raises(checkpoints.CheckpointError, match="holds a fvae run, not vae"):
         loop.train(_config(), workdir, data_dir, model_kind="vae")
     with pytest.raises(checkpoints.CheckpointError, match="not a training run directory"):
         loop.train_mask(_config(), tmp_path / "empty", data_dir)
     with pytest.raises(loop.TrainingError, match="fewer than one batch"):
         loop.train(_config(batch_size=64), tmp_path / "big", data_dir)
-    with pytest.raises(loop.TrainingError, match="--patience must be at least 1, got 0"):
+    with pytest.raises(loop.TrainingError, match="^patience must be at least 1, got 0") as error:
         loop.train(_config(patience=0), tmp_path / "impatient", data_dir)
+    # A binary names its flag.
+    assert error.value.describe("--{}").startswith("--patience must be at least 1, got 0")
 
 
-def test_init_from_starts_from_the_other_runs_best_weights(dataset, trained, tmp_path):
-    data_dir, _ = dataset
+def test_init_from_starts_from_the_other_runs_best_weights(tiny_dataset, trained, tmp_path):
+    data_dir, _ = tiny_dataset
     workdir, _ = trained
     # learning_rate 0: the new run's weights stay what init_from loaded (batch-norm
     # statistics aside).
     loop.train(_config(num_steps=1, eval_every=1, learning_rate=0.0), tmp_path, data_dir,
                    init_from=workdir)
-    a, b = loop.load_model(workdir), loop.load_model(tmp_path)
+    a, b = checkpoints.load_model(workdir), checkpoints.load_model(tmp_path)
     for wa, wb in zip(a.trainable_weights, b.trainable_weights):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=wa.path)
 
 
-def test_mask_stage_trains_only_the_mask(dataset, trained):
-    data_dir, _ = dataset
+def test_mask_stage_trains_only_the_mask(tiny_dataset, trained):
+    data_dir, _ = tiny_dataset
     workdir, _ = trained
     result = loop.train_mask(_config(num_steps=2, eval_every=2, latent_dim=99), workdir,
                                  data_dir)
     assert result.step == 2 and math.isfinite(result.metrics["eval/mask_mae"])
-    fvae = loop.load_model(workdir)
-    mask = loop.load_confidence_model(workdir)
+    fvae = checkpoints.load_model(workdir)
+    mask = checkpoints.load_confidence_model(workdir)
     for a, b in zip(fvae.weights, mask.fvae.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     assert json.loads((workdir / "mask" / "config.json").read_text())["config"]["latent_dim"] == 8

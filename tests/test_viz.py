@@ -141,6 +141,18 @@ def test_save_gif_round_trip(tmp_path):
     assert os.listdir(tmp_path) == ["anim.gif"]
 
 
+def test_save_gif_bounce_plays_back_without_repeating_the_ends(tmp_path):
+    frames = [np.full((4, 4, 3), v, np.uint8) for v in (0, 85, 170, 255)]
+    path = tmp_path / "bounce.gif"
+    viz.save_gif(path, frames, bounce=True)
+    with Image.open(path) as gif:
+        values = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            values.append(int(np.asarray(gif.convert("RGB"))[0, 0, 0]))
+    assert values == [0, 85, 170, 255, 170, 85]
+
+
 def test_failed_writes_leave_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "anim.gif"
     path.write_bytes(b"previous")

@@ -5,9 +5,11 @@ Kazemi & Sullivan's regression trees (the paper's [11]), the model shipped by
 the `face-recognition-models` package. Each face is mapped onto a fixed
 canonical template by the least-squares similarity (rotation, uniform scale,
 translation) fitted only on the points expressions move least, the eye
-corners and the nose, so a smile does not shift, turn or zoom the crop.
+corners and the nose, so a smile does not shift, turn or zoom the crop. The
+template and the landmarks' mirror permutation live in `fvae_tf.face_template`
+(no dlib), re-exported here.
 
-Coordinates (CONTRACT.md):
+Coordinates (the sampler's convention, `fvae_tf.warp.coordinates`):
   - Landmarks in a photo: float (x, y) pixels, dlib 68-point order, pixel
     centres at integers (OpenCV).
   - Normalized crop coordinates: (x, y) in [-1, 1] with align_corners=False,
@@ -34,6 +36,7 @@ import dlib
 import numpy as np
 
 from fvae_tf.data.image_io import ImageReadError, InputError, load_image
+from fvae_tf.face_template import MIRROR_PERMUTATION, canonical_template
 
 __all__ = [
     "STABLE_POINTS", "STABLE_WEIGHTS", "MIRROR_PERMUTATION", "MultipleFaces", "ImageReadError",
@@ -52,52 +55,6 @@ __all__ = [
 STABLE_POINTS = (36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35)
 STABLE_WEIGHTS = (2.25,) * 4 + (1.0,) * 9
 
-# Index of each landmark's mirror image under a horizontal flip (the person's
-# left eye becomes their right eye): flip x, then reorder with this.
-MIRROR_PERMUTATION = (
-    tuple(range(16, -1, -1)) + tuple(range(26, 16, -1)) + (27, 28, 29, 30, 35, 34, 33, 32, 31)
-    + (45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40)
-    + (54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55) + (64, 63, 62, 61, 60, 67, 66, 65))
-
-# The canonical template, normalized crop coordinates [68, 2]. Made once from
-# the dlib landmarks of the 102 London neutral faces: generalized Procrustes
-# mean (10 rounds of fitting every face onto the mean with `fit_similarity`
-# on STABLE_POINTS and STABLE_WEIGHTS, starting from face 001, then averaging
-# all 68 points), made left-right symmetric
-# (averaged with its mirror image), then translated and scaled so that the
-# midpoint of the eye centres (means of 36-41 and 42-47) sits at (0, -0.2),
-# 40% of the crop height, and the chin (8) at y = 0.8, 90% of the height;
-# rounded to 4 decimals. The face fills the width about 62% (jaw), with some
-# forehead above the brows (29% of the height) and the chin inside the crop,
-# as DCGAN-style Multi-PIE crops do. tests/test_alignment.py re-derives it.
-_TEMPLATE = np.array([
-    # jaw, 0-16
-    [-0.6226, -0.1546], [-0.6095, 0.0092], [-0.5844, 0.1678], [-0.5565, 0.3270],
-    [-0.5101, 0.4783], [-0.4261, 0.6066], [-0.3062, 0.7076], [-0.1634, 0.7786],
-    [0.0000, 0.8000], [0.1634, 0.7786], [0.3062, 0.7076], [0.4261, 0.6066],
-    [0.5101, 0.4783], [0.5565, 0.3270], [0.5844, 0.1678], [0.6095, 0.0092],
-    [0.6226, -0.1546],
-    # eyebrows, 17-26
-    [-0.5181, -0.3022], [-0.4440, -0.3877], [-0.3307, -0.4211], [-0.2141, -0.4098],
-    [-0.1018, -0.3689], [0.1018, -0.3689], [0.2141, -0.4098], [0.3307, -0.4211],
-    [0.4440, -0.3877], [0.5181, -0.3022],
-    # nose bridge and base, 27-35
-    [0.0000, -0.2360], [0.0000, -0.1385], [0.0000, -0.0428], [0.0000, 0.0577],
-    [-0.1115, 0.1555], [-0.0572, 0.1717], [0.0000, 0.1851], [0.0572, 0.1717],
-    [0.1115, 0.1555],
-    # eyes, 36-47
-    [-0.3823, -0.1944], [-0.3167, -0.2429], [-0.2330, -0.2429], [-0.1607, -0.1877],
-    [-0.2368, -0.1676], [-0.3205, -0.1646], [0.1607, -0.1877], [0.2330, -0.2429],
-    [0.3167, -0.2429], [0.3823, -0.1944], [0.3205, -0.1646], [0.2368, -0.1676],
-    # outer lips, 48-59
-    [-0.2210, 0.3913], [-0.1374, 0.3362], [-0.0583, 0.3055], [0.0000, 0.3210],
-    [0.0583, 0.3055], [0.1374, 0.3362], [0.2210, 0.3913], [0.1387, 0.4399],
-    [0.0621, 0.4593], [0.0000, 0.4641], [-0.0621, 0.4593], [-0.1387, 0.4399],
-    # inner lips, 60-67
-    [-0.1809, 0.3901], [-0.0595, 0.3714], [0.0000, 0.3756], [0.0595, 0.3714],
-    [0.1809, 0.3901], [0.0594, 0.3761], [0.0000, 0.3820], [-0.0594, 0.3761],
-], dtype=np.float64)
-_TEMPLATE.setflags(write=False)
 
 
 class MultipleFaces(enum.Enum):
@@ -199,22 +156,49 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def detect_faces(image: np.ndarray, upsample: int = 0) -> list[Face]:
+# The detector's working size: photos whose longer side is larger are searched
+# on a copy shrunk to this (dlib's HOG costs in proportion to the pixels it
+# scans; 640 px takes about 0.1 s), which finds faces of 1/8 of the longer side
+# or more; a photo with none is searched again at full resolution.
+DETECTION_SIDE = 640
+
+
+def detect_faces(image: np.ndarray, upsample: int = 0,
+                 detection_side: int | None = DETECTION_SIDE) -> list[Face]:
     """Finds every frontal face and its 68 landmarks.
+
+    Boxes are found on a copy whose longer side is at most `detection_side`
+    (when `upsample` is 0), and the landmarks at full resolution inside the
+    boxes scaled back, so the cost hardly grows with the photo's size. When
+    the shrunk copy shows no face, the full-resolution photo is searched.
 
     Args:
       image: uint8 [H, W, 3] RGB.
-      upsample: how many times the detector doubles the image first; each
-        doubling finds faces half as small (dlib's smallest is about 80 px).
+      upsample: how many times the detector doubles the full-resolution
+        image first; each doubling finds faces half as small (dlib's
+        smallest is about 80 px).
+      detection_side: the longer side of the copy searched first; None
+        searches the photo at full resolution only.
 
     Returns:
-      The faces, largest detection box first.
+      The faces, largest detection box first; boxes in photo pixels.
     """
     image = _check_image(image)
     detector, predictor = _dlib_models()
-    boxes, scores, _ = detector.run(image, upsample, 0.0)
+    scale = 1.0
+    boxes = []
+    if not upsample and detection_side and max(image.shape[:2]) > detection_side:
+        scale = max(image.shape[:2]) / detection_side
+        small = cv2.resize(image, (round(image.shape[1] / scale), round(image.shape[0] / scale)),
+                           interpolation=cv2.INTER_AREA)
+        boxes, scores, _ = detector.run(small, 0, 0.0)
+    if not boxes:
+        scale = 1.0
+        boxes, scores, _ = detector.run(image, upsample, 0.0)
     faces = []
     for box, score in zip(boxes, scores):
+        box = dlib.rectangle(*(round(v * scale) for v in
+                               (box.left(), box.top(), box.right(), box.bottom())))
         shape = predictor(image, box)
         landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         faces.append(Face((box.left(), box.top(), box.right(), box.bottom()), score, landmarks))
@@ -245,13 +229,15 @@ def select_face(faces: list[Face], multiple_faces: MultipleFaces | str = Multipl
 
 
 def detect_landmarks(image: np.ndarray, upsample: int = 0,
-                     multiple_faces: MultipleFaces | str = MultipleFaces.LARGEST) -> np.ndarray:
+                     multiple_faces: MultipleFaces | str = MultipleFaces.LARGEST,
+                     detection_side: int | None = DETECTION_SIDE) -> np.ndarray:
     """The 68 landmarks of the one face to align.
 
     Args:
       image: uint8 [H, W, 3] RGB.
       upsample: see `detect_faces`.
       multiple_faces: see `select_face`.
+      detection_side: see `detect_faces`.
 
     Returns:
       float64 [68, 2], (x, y) pixels, dlib order.
@@ -259,12 +245,7 @@ def detect_landmarks(image: np.ndarray, upsample: int = 0,
     Raises:
       NoFaceError, MultipleFacesError: see `select_face`.
     """
-    return select_face(detect_faces(image, upsample), multiple_faces).landmarks
-
-
-def canonical_template() -> np.ndarray:
-    """The canonical face, float64 [68, 2] in normalized crop coordinates (a copy)."""
-    return _TEMPLATE.copy()
+    return select_face(detect_faces(image, upsample, detection_side), multiple_faces).landmarks
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray,
@@ -321,7 +302,7 @@ def estimate_transform(landmarks: np.ndarray) -> np.ndarray:
     if landmarks.shape != (68, 2):
         raise ValueError(f"expected [68, 2] landmarks, got {landmarks.shape}")
     points = list(STABLE_POINTS)
-    return fit_similarity(landmarks[points], _TEMPLATE[points], STABLE_WEIGHTS)
+    return fit_similarity(landmarks[points], canonical_template()[points], STABLE_WEIGHTS)
 
 
 def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:

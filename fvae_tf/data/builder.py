@@ -90,7 +90,7 @@ def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: 
         transform = np.asarray(info["transform"], np.float64).reshape(2, 3)
         if sizes != (size, hr_size):
             return (f"aligned at {sizes[0]}/{sizes[1]} px, this build wants {size}/{hr_size}; "
-                    "re-run align_faces with matching --size/--hr_size")
+                    "align the photos again at this build's size and hr_size")
     except (json.JSONDecodeError, KeyError, ValueError) as e:
         return f"unreadable {json_path}: {e}"
     crops = []
@@ -210,7 +210,8 @@ class BuildConfig:
     aligned_dir: str | None = None  # reuse `data_prep.align_faces` output instead of detecting
     size: int = 64  # side of the training crops
     hr_size: int = 256  # side of the high-resolution crops
-    val_fraction: float = 0.2  # share of identities held out (SPEC: 80/20)
+    val_fraction: float = 0.1  # share of identities for early stopping and tuning
+    test_fraction: float = 0.2  # share of identities for the reported numbers only
     seed: int = 0  # identity split and storage order
     shard_size: int = 256  # pairs per shard
     illumination: int = MULTIPIE_DEFAULT_ILLUMINATION  # Multi-PIE flash index
@@ -223,8 +224,8 @@ def _check_output_dir(output_dir: pathlib.Path, overwrite: bool) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise records.RecordsError(output_dir, "exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise records.RecordsError(output_dir, "is not empty; choose an empty folder or pass "
-                           "--overwrite to replace the dataset in it")
+        raise records.RecordsError(output_dir, "is not empty; choose an empty folder or set "
+                           "overwrite to replace the dataset in it")
 
 
 def _clear_dataset(output_dir: pathlib.Path) -> None:
@@ -318,7 +319,7 @@ def build_dataset(
     _clear_dataset(output_dir)
     splits = {}
     for index, (split, members) in enumerate(zip(records.SPLITS, readers.split_identities(
-            identities, config.val_fraction, config.seed))):
+            identities, config.val_fraction, config.test_fraction, config.seed))):
         member_set = set(members)
         faces = [face for face in aligned if face.image.identity in member_set]
         pairs = readers.ordered_pairs([face.image for face in faces])

@@ -2,8 +2,8 @@
 
 "Color Transfer between Images" recolours a source image so that each channel
 of its l-alpha-beta representation has the target's mean and standard
-deviation. The FVAE applies it to the source of every training pair (SPEC,
-Data) so that the L1 reconstruction loss learns geometry, not lighting.
+deviation. The FVAE applies it to the source of every training pair (paper
+5.2) so that the L1 reconstruction loss learns geometry, not lighting.
 
 The l-alpha-beta transform (Reinhard et al., eqs. 4-6):
 

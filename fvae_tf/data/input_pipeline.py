@@ -2,7 +2,7 @@
 
 `make_dataset` reads the shards the manifest lists (`fvae_tf.data.records`),
 decodes the PNGs, scales images to [-1, 1], applies the same random
-horizontal flip to everything that travels with a pair (SPEC, Data:
+horizontal flip to everything that travels with a pair (paper 5.2:
 augmentation), shuffles, batches and prefetches.
 
 Determinism: for a given seed the stream is the same on every run. Shuffling
@@ -15,7 +15,7 @@ Horizontal flip of a pair, all in one go (normalized coordinates follow the
 sampler's convention, so mirroring the image maps x to -x exactly):
   * images (source, target and their high-res crops): columns reversed;
   * landmarks: x -> -x, then dlib's left/right points swapped
-    (`alignment.MIRROR_PERMUTATION`);
+    (`face_template.MIRROR_PERMUTATION`);
   * gt_coords (target to source): the field is mirrored and its x negated,
     because mirrored target pixel p reads the mirror of where p read;
   * gt_visibility: mirrored.
@@ -26,7 +26,7 @@ import pathlib
 import tensorflow as tf
 
 from fvae_tf.data import records
-from fvae_tf.data.alignment import MIRROR_PERMUTATION
+from fvae_tf.face_template import MIRROR_PERMUTATION
 
 _IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
 _LANDMARK_KEYS = ("source_landmarks", "target_landmarks")

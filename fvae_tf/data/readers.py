@@ -279,31 +279,46 @@ def read_dataset(
 
 
 def split_identities(
-    identities: list[str], val_fraction: float, seed: int
-) -> tuple[list[str], list[str]]:
-    """Splits identities into train and validation, seeded (SPEC: 80/20 by identity).
+    identities: list[str], val_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """Splits identities three ways, train / val / test, seeded (SPEC, Data: about 70/10/20).
 
-    The validation set gets round(n * val_fraction) identities, at least one
-    when val_fraction > 0 and there are two or more identities, and never all.
+    Test gets round(n * test_fraction) identities and val round(n *
+    val_fraction), each at least one when its fraction is > 0 and there are
+    enough identities, and train always keeps at least one. Val serves early
+    stopping and every hyper-parameter choice; test only the reported numbers.
 
     Args:
       identities: the identities (duplicates and order do not matter).
-      val_fraction: in [0, 1).
+      val_fraction, test_fraction: each in [0, 1), summing to less than 1.
       seed: the permutation seed; the same seed gives the same split.
 
     Returns:
-      (train, val), each sorted.
+      (train, val, test), each sorted.
+
+    Raises:
+      ValueError: fractions out of range.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0
+            and val_fraction + test_fraction < 1.0):
+        raise ValueError(f"val_fraction and test_fraction must be in [0, 1) and sum to less "
+                         f"than 1, got {val_fraction} and {test_fraction}")
     unique = sorted(set(identities))
-    num_val = round(len(unique) * val_fraction)
-    if val_fraction > 0 and len(unique) >= 2:
-        num_val = min(max(num_val, 1), len(unique) - 1)
+    counts = []
+    room = len(unique) - 1  # train keeps one
+    for fraction in (test_fraction, val_fraction):
+        count = round(len(unique) * fraction)
+        if fraction > 0:
+            count = max(count, 1)
+        count = max(min(count, room), 0)
+        room -= count
+        counts.append(count)
+    num_test, num_val = counts
     order = np.random.default_rng(seed).permutation(len(unique))
-    val = sorted(unique[i] for i in order[:num_val])
-    train = sorted(unique[i] for i in order[num_val:])
-    return train, val
+    test = sorted(unique[i] for i in order[:num_test])
+    val = sorted(unique[i] for i in order[num_test:num_test + num_val])
+    train = sorted(unique[i] for i in order[num_test + num_val:])
+    return train, val, test
 
 
 def ordered_pairs(images: list[FaceImage]) -> list[tuple[int, int]]:

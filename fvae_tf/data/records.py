@@ -2,7 +2,7 @@
 
 A dataset directory holds
 
-    DATASET_DIR/{train,val}-NNNNN-of-MMMMM.tfrecord
+    DATASET_DIR/{train,val,test}-NNNNN-of-MMMMM.tfrecord
     DATASET_DIR/manifest.json
 
 One `tf.train.Example` per ordered pair (source, target) of one identity:
@@ -41,7 +41,7 @@ from fvae_tf import atomic_io
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")  # by identity; val: early stopping, test: reported numbers
 NUM_LANDMARKS = 68
 
 
@@ -182,7 +182,7 @@ def write_shards(
 
     Args:
       dataset_dir: an existing directory.
-      split: "train" or "val".
+      split: one of `SPLITS`.
       examples: exactly `num_examples` serialized examples, in storage order.
       num_examples: their number (names carry the shard count up front).
       shard_size: examples per shard (the last one may hold fewer).
@@ -247,5 +247,12 @@ def read_manifest(dataset_dir: pathlib.Path) -> Manifest:
 def shard_paths(dataset_dir: pathlib.Path, split: str, manifest: Manifest) -> list[str]:
     """The shard files of `split`, as listed in `manifest`."""
     if split not in manifest.splits:
+        if split in SPLITS and "test" not in manifest.splits:  # built before the three-way split
+            source = manifest.flags.get("source") or "SOURCE"
+            input_dir = manifest.flags.get("input_dir") or "INPUT_DIR"
+            raise RecordsError(dataset_dir, f"has no {split!r} split (it was built before "
+                               "datasets had train/val/test splits); rebuild it: python -m "
+                               f"data_prep.build_dataset --source={source} "
+                               f"--input_dir={input_dir} --output_dir={dataset_dir} --overwrite")
         raise RecordsError(dataset_dir, f"no split {split!r}; it has {sorted(manifest.splits)}")
     return [str(pathlib.Path(dataset_dir) / s.file) for s in manifest.splits[split].shards]

@@ -1,1 +1,2 @@
-"""Editing (Algorithm 1), interpolation (Algorithm 2), confidence blending, paste-back."""
+"""Editing (Algorithm 1), interpolation (Algorithm 2), confidence blending, photos,
+paste-back, flow- vs pixel-domain upsampling."""

@@ -1,4 +1,4 @@
-"""Expression editing (paper 4.1, Algorithm 1), with confidence, and on whole photos.
+"""Expression editing (paper 4.1, Algorithm 1), and with confidence.
 
 Algorithm 1: the direction `d = mean z(target label) - mean z(source label)`
 comes from the training images' latent means saved with the checkpoint
@@ -11,14 +11,12 @@ each warped toward the same latent and blended per pixel by their
 normalized confidences `M(x_n, z)`, so a region one photo lacks (teeth
 behind closed lips) comes from another.
 
-`edit_photo` runs Algorithm 1 on a photo's aligned face and puts the result
-back into the photo at its own resolution (`paste_back`).
+Photos (detection, alignment, paste-back, pictures) are `fvae_tf.edit.photo`.
 
 Images are float32 in [-1, 1], NHWC, at the model's resolution unless said;
 coordinates are normalized, align_corners=False.
 """
 
-import dataclasses
 import os
 import pathlib
 from collections.abc import Sequence
@@ -27,26 +25,18 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf.data import alignment
-from fvae_tf.edit import paste_back
-from fvae_tf.train import latent_stats, loop
-from fvae_tf.warp import flow_upsampling, sampler
+from fvae_tf import errors
 from fvae_tf.model.fvae import FVAE, ConfidenceModel
+from fvae_tf.train import checkpoints, latent_stats
 from fvae_tf.train.latent_stats import LatentStats
+from fvae_tf.warp import flow_upsampling, sampler
 
 # Added to every confidence before normalizing, so all-zero confidences
 # blend evenly instead of dividing by zero.
 CONFIDENCE_EPSILON = 1e-6
-# What to do about a photo `load_face` refused (the binaries' flags are named).
-_INPUT_HINTS = {
-    alignment.NoFaceError: "use a photo with a frontal face of about 80 px or more, or "
-                           "pass --upsample 1",
-    alignment.MultipleFacesError: "crop the photo to one face, or pass --multiple_faces=largest",
-    alignment.ImageReadError: "check that the file is a readable photo",
-}
 
 
-class EditingError(Exception):
+class EditingError(errors.ActionableError):
     """A run directory that cannot drive editing; the message says what to do."""
 
 
@@ -75,19 +65,30 @@ class Blend(NamedTuple):
     coords: tf.Tensor  # [K, N, H, W, 2], D(z_k, x_n) at the model's resolution
 
 
-def load_editing_model(run_dir: str | os.PathLike) -> EditingModel:
-    """The best FVAE of a training run and its latent statistics.
+def load_fvae(run_dir: str | os.PathLike) -> FVAE:
+    """The best FVAE of a training run.
 
     Raises:
       checkpoints.CheckpointError: not a run directory, no checkpoint yet, or a
         checkpoint that does not fit the run's config.
-      EditingError: a VAE run, or latent statistics missing or of another model.
+      EditingError: a VAE run.
+    """
+    model = checkpoints.load_model(run_dir)
+    if not isinstance(model, FVAE):
+        raise EditingError(f"{run_dir} holds a VAE run; editing and interpolation need an "
+                           "FVAE run (a run of model kind fvae)")
+    return model
+
+
+def load_editing_model(run_dir: str | os.PathLike) -> EditingModel:
+    """The best FVAE of a training run and its latent statistics.
+
+    Raises:
+      checkpoints.CheckpointError, EditingError: see `load_fvae`; EditingError
+        also for latent statistics missing or of another model.
     """
     run_dir = pathlib.Path(run_dir)
-    model = loop.load_model(run_dir)
-    if not isinstance(model, FVAE):
-        raise EditingError(f"{run_dir} holds a VAE run; editing needs an FVAE run "
-                           "(experiments.train --model=fvae)")
+    model = load_fvae(run_dir)
     path = run_dir / latent_stats.FILENAME
     if not path.is_file():
         raise EditingError(f"{path} is missing; training writes it when a run ends (run "
@@ -228,98 +229,6 @@ def edit_with_confidence(fvae: FVAE, mask_model: ConfidenceModel, sources: tf.Te
     return blend(fvae, mask_model, sources, latents, sources_hr=sources_hr)
 
 
-def load_face(path: str | os.PathLike, upsample: int = 0,
-              multiple_faces: alignment.MultipleFaces | str = alignment.MultipleFaces.ERROR
-              ) -> tuple[np.ndarray, alignment.Face]:
-    """Reads a photo and finds the face to edit (data preparation's detector).
-
-    Returns:
-      (uint8 [H, W, 3] RGB photo, upright; the face with its landmarks).
-
-    Raises:
-      alignment.ImageReadError: unreadable file.
-      alignment.NoFaceError, alignment.MultipleFacesError: not exactly one face
-        (several are allowed with MultipleFaces.LARGEST).
-    """
-    photo = alignment.load_image(path)
-    return photo, alignment.select_face(alignment.detect_faces(photo, upsample),
-                                        multiple_faces, path)
-
-
-def input_hint(error: alignment.InputError) -> str:
-    """What to do about a photo that `load_face` refused."""
-    for kind, hint in _INPUT_HINTS.items():
-        if isinstance(error, kind):
-            return hint
-    return "check the photo"
-
-
 def to_float(image_uint8: np.ndarray) -> tf.Tensor:
     """uint8 [..., 3] in [0, 255] -> float32 in [-1, 1]."""
     return tf.convert_to_tensor(np.asarray(image_uint8), tf.float32) / 127.5 - 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class PhotoEdit:
-    """Algorithm 1 on one photo's face, pasted back at the photo's resolution.
-
-    Attributes:
-      factors: float32 [K].
-      photo: uint8 [H, W, 3], the photo edited with the last factor.
-      frames: uint8 [K, h, w, 3], `region` of the photo edited with each factor.
-      region: the photo pixels any edit can change.
-      face: the alignment of the face that was edited.
-      coords: float32 [K, S, S, 2], the decoded fields at the model's resolution.
-      crops_hr: float32 [K, S', S', 3] in [-1, 1], the aligned high-resolution
-        crop warped by each flow-upsampled field.
-      upsampling: the last factor's flow- vs pixel-domain comparison.
-    """
-
-    factors: np.ndarray
-    photo: np.ndarray
-    frames: np.ndarray
-    region: paste_back.Region
-    face: alignment.AlignedFace
-    coords: np.ndarray
-    crops_hr: np.ndarray
-    upsampling: flow_upsampling.UpsamplingComparison
-
-
-def edit_photo(fvae: FVAE, photo: np.ndarray, landmarks: np.ndarray, direction: np.ndarray,
-               factors: Sequence[float], hr_size: int = 256) -> PhotoEdit:
-    """Aligns a face, edits it with Algorithm 1 and pastes each step back.
-
-    Args:
-      fvae: a trained FVAE.
-      photo: uint8 [H, W, 3] RGB.
-      landmarks: float [68, 2], the face's landmarks in photo pixels.
-      direction: [latent].
-      factors: K scalars; the last one makes `photo`.
-      hr_size: side of the high-resolution aligned crop used for the
-        flow-upsampling pictures.
-
-    Returns:
-      The edited photo, the frames of every step and the pictures' material.
-    """
-    face = alignment.align_face(photo, landmarks, fvae.config.image_size, hr_size)
-    source = to_float(face.crop)[None]
-    source_hr = to_float(face.crop_hr)[None]
-    result = edit(fvae, source, direction, factors)
-    coords = result.coords[:, 0]
-    mask = paste_back.face_mask(face.landmarks_aligned, hr_size)
-    region = paste_back.face_region(face.transform, mask, photo.shape)
-    frames = []
-    for field in coords.numpy():
-        edited = paste_back.paste_flow(photo, face.transform, field, mask)
-        frames.append(edited[region.slices])
-    crops_hr = flow_upsampling.warp(tf.tile(source_hr, [coords.shape[0], 1, 1, 1]), coords)
-    return PhotoEdit(
-        factors=result.factors,
-        photo=edited,
-        frames=np.stack(frames),
-        region=region,
-        face=face,
-        coords=coords.numpy(),
-        crops_hr=crops_hr.numpy(),
-        upsampling=flow_upsampling.compare(source, source_hr, coords[-1:]),
-    )

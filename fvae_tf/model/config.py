@@ -6,6 +6,10 @@ every field is a flag of the training binaries.
 
 import dataclasses
 
+PHOTOMETRIC = ("l1", "ssim_l1", "census")  # `fvae_tf.model.losses.Photometric` values
+FLOW_HEADS = ("atanh", "residual")
+VAE_DECODERS = ("z_only", "source_unet")  # `vae_decoder` values
+
 
 @dataclasses.dataclass(frozen=True)
 class FVAEConfig:
@@ -21,12 +25,22 @@ class FVAEConfig:
     activation: str = "leaky_relu"  # ReLU family; leaky keeps units alive under 0.01 init
     init_stddev: float = 0.01  # truncated-normal weight init (paper 5.3)
     source_skips: bool = True  # decoder also sees source features at every scale
+    vae_decoder: str = "z_only"  # VAE baseline: "z_only" (paper: z alone) | "source_unet" (+ x_s)
     # --- losses (eq. 1-8) ---
     beta: float = 1.0  # KL weight (eq. 1)
     flow_weight: float = 1.0  # lambda, flow-coherence weight (eq. 1)
     coherence_sigma: float = 0.1  # colour scale of the edge-aware weight (eq. 6), images in [-1, 1]
     coherence_window: int = 5  # neighbourhood N(p) is window x window (eq. 6)
     mask_label_norm: float = 6.0  # Z of eq. 7: the largest RGB L1 distance in [-1, 1]
+    # --- departures from the paper (README table); the defaults are the paper's reading ---
+    photometric: str = "l1"  # L_rec's per-pixel distance: "l1" | "ssim_l1" | "census"
+    ssim_alpha: float = 0.85  # "ssim_l1": weight of (1 - SSIM) / 2 against L1
+    multiscale_levels: int = 1  # L_rec also on the warp at 1/2, 1/4, ... (1: full size only)
+    flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
+    flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
+    flow_supervision: float = 0.0  # weight of EPE on ground-truth flow (synthetic only); 0: off
+    mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
+    jit_compile: bool = False  # compile the training step with XLA
     # --- training (5.4) ---
     learning_rate: float = 2e-4  # Adam (paper value lost)
     adam_beta1: float = 0.5  # Adam beta1 (paper value lost)
@@ -48,6 +62,10 @@ class FVAEConfig:
         return levels
 
 
+# The departures from the paper that the CPU presets use (README: values the paper lost).
+_PROJECT_READING = dict(photometric="census", flow_head="residual", jit_compile=True,
+                        mask_label_quantile=0.95)
+
 _PRESETS = {
     # SPEC's values, for a GPU.
     "paper": FVAEConfig(),
@@ -56,15 +74,16 @@ _PRESETS = {
                        num_steps=20, eval_every=10, patience=2),
     # The `make demo` budget: a small model that learns the synthetic faces on 2 CPU cores
     # in minutes. With beta 1 or lambda 1 the latent or the flow stays unused that long.
+    # Census photometric term, residual flow head, XLA, lambda 0.3: README's tables say why.
     "demo": FVAEConfig(base_channels=8, kernel_size=3, latent_dim=32, batch_size=16,
-                       beta=0.1, flow_weight=0.1, learning_rate=5e-4,
-                       num_steps=1500, eval_every=250, patience=4),
+                       beta=0.1, flow_weight=0.3, learning_rate=5e-4,
+                       num_steps=1500, eval_every=250, patience=4, **_PROJECT_READING),
     # The London set's 82 training people on 2 CPU cores in minutes: the demo's
     # architecture, so the synthetic-trained demo FVAE can start it (--init_from), and a
     # lower learning rate for that fine-tuning.
     "london": FVAEConfig(base_channels=8, kernel_size=3, latent_dim=32, batch_size=16,
                          beta=0.1, flow_weight=0.1, learning_rate=2e-4,
-                         num_steps=2000, eval_every=100, patience=10),
+                         num_steps=2000, eval_every=100, patience=10, **_PROJECT_READING),
 }
 
 
@@ -86,4 +105,12 @@ def get_config(name: str, **overrides) -> FVAEConfig:
         raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
     config = dataclasses.replace(_PRESETS[name], **overrides)
     config.num_levels  # validates the geometry early
+    for field, allowed in (("photometric", PHOTOMETRIC), ("flow_head", FLOW_HEADS),
+                           ("vae_decoder", VAE_DECODERS)):
+        if getattr(config, field) not in allowed:
+            raise ValueError(f"{field} must be one of {', '.join(allowed)}, "
+                             f"got {getattr(config, field)!r}")
+    if config.image_size % 2 ** (config.multiscale_levels - 1) or config.multiscale_levels < 1:
+        raise ValueError(f"multiscale_levels {config.multiscale_levels} must be at least 1 and "
+                         f"2^(levels-1) must divide image_size {config.image_size}")
     return config

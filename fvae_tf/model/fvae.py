@@ -28,21 +28,15 @@ class _PairAutoencoder(keras.Model):
     """Shared machinery: encode the target, decode with the source, train on eq. 1.
 
     Subclasses define `decode(z, source) -> (output image, coords or None)`
-    and the names of the losses they report.
+    and may add loss terms (`extra_losses`). Training steps live in
+    `fvae_tf.train.step`.
     """
-
-    loss_names = ("loss", "rec", "kl")
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.encoder = Encoder(config)
         self.noise_seed = keras.random.SeedGenerator(config.seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def build_for_inference(self) -> None:
         """Creates every variable by one pass on zeros (needed before restoring)."""
@@ -72,37 +66,27 @@ class _PairAutoencoder(keras.Model):
 
     def compute_losses(self, batch, training: bool) -> tuple[dict, FlowOutput]:
         out = self.forward(batch["source"], batch["target"], training)
-        terms = {"rec": losses.reconstruction_l1(batch["target"], out.warped),
+        terms = {"rec": self.reconstruction_loss(batch, out),
                  "kl": losses.kl_divergence(out.mu, out.log_var)}
         terms.update(self.extra_losses(batch, out))
         terms["loss"] = losses.total_loss(terms["rec"], terms["kl"], terms.get("flow", 0.0),
                                           self.config.beta, self.config.flow_weight)
+        if "supervision" in terms:
+            terms["loss"] += self.config.flow_supervision * terms["supervision"]
         return terms, out
+
+    def reconstruction_loss(self, batch, out: FlowOutput) -> tf.Tensor:
+        """The paper's L1 L_rec. Decoded pixels keep it whatever `config.photometric`
+        says: census and SSIM are blind to brightness and colour, which a warp
+        copies from the source but a pixel decoder must produce."""
+        return losses.reconstruction_l1(batch["target"], out.warped)
 
     def extra_losses(self, batch, out: FlowOutput) -> dict:
         return {}
 
-    def _report(self, terms: dict) -> dict:
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            terms, _ = self.compute_losses(data, training=True)
-        variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(terms["loss"], variables), variables))
-        return self._report(terms)
-
-    def test_step(self, data):
-        terms, _ = self.compute_losses(data, training=False)
-        return self._report(terms)
-
 
 class FVAE(_PairAutoencoder):
     """Flow VAE: `x_hat = S(x_s, D(z, x_s))`, z from E(x_t); loss eq. 1."""
-
-    loss_names = ("loss", "rec", "kl", "flow")
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -112,10 +96,23 @@ class FVAE(_PairAutoencoder):
         coords = self.decoder((z, source), training=training)
         return sampler.bilinear_sample(source, coords), coords
 
+    def reconstruction_loss(self, batch, out: FlowOutput) -> tf.Tensor:
+        """L_rec of the warp, on `config.multiscale_levels` pyramid levels."""
+        return losses.warp_reconstruction(batch["target"], batch["source"], out.coords,
+                                          self.config.photometric, self.config.multiscale_levels,
+                                          self.config.ssim_alpha)
+
     def extra_losses(self, batch, out: FlowOutput) -> dict:
-        return {"flow": losses.flow_coherence(out.coords, batch["target"],
-                                              self.config.coherence_sigma,
-                                              self.config.coherence_window)}
+        """L_flow (eq. 6) and, opted in with `config.flow_supervision` on batches with
+        "gt_coords" and "gt_visibility" (synthetic data), the non-paper term
+        "supervision" (`losses.flow_supervision`)."""
+        terms = {"flow": losses.flow_coherence(out.coords, batch["target"],
+                                               self.config.coherence_sigma,
+                                               self.config.coherence_window)}
+        if self.config.flow_supervision > 0 and "gt_coords" in batch:
+            terms["supervision"] = losses.flow_supervision(out.coords, batch["gt_coords"],
+                                                           batch["gt_visibility"])
+        return terms
 
     def decode_flow(self, z: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Inference: D(z, x_s), [B, H, W, 2] normalized sampling coordinates."""
@@ -127,7 +124,11 @@ class FVAE(_PairAutoencoder):
 
 
 class VAE(_PairAutoencoder):
-    """The paper's VAE baseline: same architecture, the decoder predicts RGB."""
+    """The VAE baseline: same encoder, the decoder predicts RGB.
+
+    `config.vae_decoder` "z_only" is the paper's (the output depends on z
+    alone, the source is ignored); "source_unet" also sees the source.
+    """
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -149,11 +150,6 @@ class ConfidenceModel(keras.Model):
         self.fvae = fvae
         self.fvae.trainable = False
         self.mask_net = MaskNet(fvae.config)
-        self.tracker = keras.metrics.Mean(name="loss")
-
-    @property
-    def metrics(self):
-        return [self.tracker]
 
     def build_for_inference(self) -> None:
         """Creates every variable by one pass on zeros (needed before restoring)."""
@@ -168,18 +164,7 @@ class ConfidenceModel(keras.Model):
         """Returns (eq. 8 loss, confidence, eq. 7 label, warped)."""
         z = self.fvae.encode(batch["target"])
         warped = self.fvae.warp(batch["source"], z)
-        label = losses.mask_label(batch["target"], warped, self.fvae.config.mask_label_norm)
+        label = losses.mask_label(batch["target"], warped, self.fvae.config.mask_label_norm,
+                                  self.fvae.config.mask_label_quantile)
         confidence = self.mask_net((batch["source"], z), training=training)
         return losses.mask_loss(confidence, label), confidence, label, warped
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss = self.compute_loss_and_outputs(data, training=True)[0]
-        variables = self.mask_net.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        self.tracker.update_state(loss)
-        return {"loss": self.tracker.result()}
-
-    def test_step(self, data):
-        self.tracker.update_state(self.compute_loss_and_outputs(data, training=False)[0])
-        return {"loss": self.tracker.result()}

@@ -4,6 +4,8 @@ Every loss sums over its per-example terms (pixels, latent dimensions,
 neighbour pairs) as the equations write them, and averages over the batch.
 """
 
+import enum
+
 import tensorflow as tf
 
 from fvae_tf.warp import sampler
@@ -23,6 +25,155 @@ def _safe_norm(vectors: tf.Tensor) -> tf.Tensor:
 def reconstruction_l1(target: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
     """L_rec: L1 distance between `x_t` and `x_hat`, [B, H, W, C] each."""
     return tf.reduce_mean(tf.reduce_sum(tf.abs(target - output), axis=[1, 2, 3]))
+
+
+# SSIM constants (Wang et al. 2004) for images in [-1, 1] (data range 2).
+_SSIM_C1 = (0.01 * 2.0) ** 2
+_SSIM_C2 = (0.03 * 2.0) ** 2
+# Ternary census (Meister et al. 2018, UnFlow): soft sign scale and distance scale.
+_CENSUS_SOFT = 0.81
+_CENSUS_DIST = 0.1
+
+
+def _box_mean(images: tf.Tensor, window: int) -> tf.Tensor:
+    """Mean over `window` x `window` neighbourhoods, [B, H, W, C] -> same shape.
+
+    Borders are mirrored with the edge pixel repeated (numpy/scipy 'symmetric',
+    which is scipy.ndimage's and skimage's 'reflect').
+    """
+    r = window // 2
+    padded = tf.pad(images, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+    return tf.nn.avg_pool2d(padded, window, 1, "VALID")
+
+
+def ssim_map(a: tf.Tensor, b: tf.Tensor, window: int = 3) -> tf.Tensor:
+    """Per-pixel, per-channel SSIM with uniform `window` x `window` windows.
+
+    Population (1/N) variances and covariance, C1 = (0.01 L)^2, C2 = (0.03 L)^2
+    with L = 2 for images in [-1, 1]: skimage's `structural_similarity(...,
+    win_size=window, use_sample_covariance=False, data_range=2, full=True)`.
+
+    Args:
+      a, b: [B, H, W, C] images in [-1, 1].
+
+    Returns:
+      [B, H, W, C], 1 where the images agree.
+    """
+    mu_a, mu_b = _box_mean(a, window), _box_mean(b, window)
+    var_a = _box_mean(a * a, window) - mu_a**2
+    var_b = _box_mean(b * b, window) - mu_b**2
+    cov = _box_mean(a * b, window) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)) / (
+        (mu_a**2 + mu_b**2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2))
+
+
+def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = 7) -> tf.Tensor:
+    """Soft ternary census distance per pixel (UnFlow), [B, H, W, 3] -> [B, H, W, 1].
+
+    Each image becomes grey g = mean of RGB; each neighbour q of p in the
+    `window` x `window` patch gives t(q) = d / sqrt(0.81 + d^2) with
+    d = g(q) - g(p) (a soft sign of the local contrast, blind to a gain or an
+    offset of the lighting where the contrast is strong); the distance sums
+    (t_a - t_b)^2 / (0.1 + (t_a - t_b)^2) over the neighbours. Borders are
+    mirrored as in `_box_mean`.
+    """
+    r = window // 2
+
+    def transform(images):
+        grey = tf.reduce_mean(images, axis=-1, keepdims=True)
+        padded = tf.pad(grey, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+        patches = tf.image.extract_patches(padded, [1, window, window, 1], [1, 1, 1, 1],
+                                           [1, 1, 1, 1], "VALID")
+        d = patches - grey
+        return d / tf.sqrt(_CENSUS_SOFT + tf.square(d))
+
+    diff = tf.square(transform(a) - transform(b))
+    return tf.reduce_sum(diff / (_CENSUS_DIST + diff), axis=-1, keepdims=True)
+
+
+class Photometric(str, enum.Enum):
+    """Per-pixel image distances for L_rec."""
+
+    L1 = "l1"  # the paper: |x_t - x_hat| summed over RGB
+    SSIM_L1 = "ssim_l1"  # alpha (1 - SSIM) / 2 + (1 - alpha) |x_t - x_hat|, per channel
+    CENSUS = "census"  # soft ternary census, 7 x 7 (`census_distance`)
+
+
+def photometric_map(target: tf.Tensor, output: tf.Tensor, kind: Photometric | str,
+                    ssim_alpha: float = 0.85) -> tf.Tensor:
+    """Per-pixel distance [B, H, W, 1] between `x_t` and `x_hat` ([B, H, W, 3] in [-1, 1]).
+
+    Summed over channels, so L1's map is ||x_t(p) - x_hat(p)||_1 as in eq. 7.
+    SSIM_L1 is the usual unsupervised-flow term (Godard et al. 2017) with 3 x 3
+    windows, each channel's (1 - SSIM) / 2 clipped to [0, 1].
+    """
+    kind = Photometric(kind)
+    if kind is Photometric.CENSUS:
+        return census_distance(target, output)
+    l1 = tf.abs(target - output)
+    if kind is Photometric.SSIM_L1:
+        dissimilarity = tf.clip_by_value((1.0 - ssim_map(target, output)) / 2.0, 0.0, 1.0)
+        l1 = ssim_alpha * dissimilarity + (1.0 - ssim_alpha) * l1
+    return tf.reduce_sum(l1, axis=-1, keepdims=True)
+
+
+def _pool(images: tf.Tensor, factor: int) -> tf.Tensor:
+    return tf.nn.avg_pool2d(images, factor, factor, "VALID") if factor > 1 else images
+
+
+def image_reconstruction(target: tf.Tensor, output: tf.Tensor,
+                         kind: Photometric | str = Photometric.L1,
+                         ssim_alpha: float = 0.85) -> tf.Tensor:
+    """L_rec of an output image: `photometric_map` summed over pixels, batch mean.
+
+    With `kind=L1` it is the paper's L_rec (`reconstruction_l1`).
+    """
+    return tf.reduce_mean(tf.reduce_sum(photometric_map(target, output, kind, ssim_alpha),
+                                        axis=[1, 2, 3]))
+
+
+def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
+                        kind: Photometric | str = Photometric.L1, levels: int = 1,
+                        ssim_alpha: float = 0.85) -> tf.Tensor:
+    """L_rec of the warp S(x_s, coords) against x_t, optionally on an image pyramid.
+
+    At level l (0 to `levels` - 1), x_s and x_t are 2^l x 2^l box-averaged,
+    the coordinates likewise (the normalized convention is resolution-free),
+    and the coarse source is sampled at the coarse coordinates. A coarse pixel
+    spans 2^l fine ones, so bilinear sampling there gives the flow a gradient
+    from 2^l pixels away: a flow that starts at the identity sees a mouth
+    corner several pixels off. Level l's `image_reconstruction` is weighted
+    4^l, so every level counts as much as the full image. `levels=1` is the
+    warp compared at full size only, as in the paper.
+
+    Args:
+      target, source: [B, H, W, 3] in [-1, 1]; H and W divisible by 2^(levels-1).
+      coords: [B, H, W, 2] normalized sampling coordinates (target to source).
+    """
+    total = 0.0
+    for level in range(levels):
+        factor = 2**level
+        warped = sampler.bilinear_sample(_pool(source, factor), _pool(coords, factor))
+        total += float(factor * factor) * image_reconstruction(
+            _pool(target, factor), warped, kind, ssim_alpha)
+    return total
+
+
+def flow_supervision(coords: tf.Tensor, gt_coords: tf.Tensor,
+                     visibility: tf.Tensor) -> tf.Tensor:
+    """Not in the paper: end-point error against ground-truth coordinates, in pixels.
+
+    sum over visible pixels of ||coords - gt_coords|| (pixel units, x by W/2
+    and y by H/2), batch mean. For synthetic training data only.
+
+    Args:
+      coords, gt_coords: [B, H, W, 2] normalized (x, y).
+      visibility: [B, H, W, 1], 1 where the target pixel is seen in the source.
+    """
+    height, width = coords.shape[1], coords.shape[2]
+    scale = tf.constant([width / 2.0, height / 2.0], coords.dtype)
+    error = _safe_norm((coords - tf.cast(gt_coords, coords.dtype)) * scale)
+    return tf.reduce_mean(tf.reduce_sum(error * visibility[..., 0], axis=[1, 2]))
 
 
 def kl_divergence(mu: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
@@ -78,18 +229,27 @@ def flow_coherence(
     return tf.reduce_mean(total)
 
 
-def mask_label(target: tf.Tensor, warped: tf.Tensor, norm: float) -> tf.Tensor:
-    """Eq. 7: y(p) = 1 - ||x_t(p) - x_hat(p)||_1 / Z, in [0, 1].
+def mask_label(target: tf.Tensor, warped: tf.Tensor, norm: float,
+               quantile: float = 0.0) -> tf.Tensor:
+    """Eq. 7: y(p) = 1 - ||x_t(p) - x_hat(p)||_1 / Z, clipped to [0, 1].
 
     Args:
       target, warped: [B, H, W, C].
       norm: Z; with images in [-1, 1] and 3 channels, 6 is the largest
         possible distance, so y never leaves [0, 1].
+      quantile: not in the paper: when in (0, 1], Z is instead, per image,
+        this quantile of the distances (the largest when 1; at least 1e-3), so
+        the worst-warped pixels get labels near 0 whatever the image's error
+        scale. 0 keeps the fixed `norm`.
 
     Returns:
       [B, H, W, 1] labels (no gradient: they come from the frozen E and D).
     """
     distance = tf.reduce_sum(tf.abs(target - warped), axis=-1, keepdims=True)
+    if quantile > 0:
+        flat = tf.sort(tf.reshape(distance, [tf.shape(distance)[0], -1]), axis=-1)
+        count = flat.shape[-1]
+        norm = tf.maximum(flat[:, min(count - 1, int(quantile * count))], 1e-3)[:, None, None, None]
     return tf.stop_gradient(tf.clip_by_value(1.0 - distance / norm, 0.0, 1.0))
 
 

@@ -114,15 +114,20 @@ class Encoder(keras.Model):
 
 
 class ConditionedDecoder(keras.Model):
-    """`(z, x_s) -> [B, H, W, out_channels]`, before the output activation."""
+    """`(z, x_s) -> [B, H, W, out_channels]`, before the output activation.
 
-    def __init__(self, config: FVAEConfig, out_channels: int, **kwargs):
+    With `use_source=False` the source is ignored: a decoder of `z` alone (the
+    paper's VAE baseline).
+    """
+
+    def __init__(self, config: FVAEConfig, out_channels: int, use_source: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = config
         levels = config.num_levels
         size = config.bottleneck_size
         top = level_channels(config, levels)
-        self.source_path = DownPath(config)
+        self.source_path = DownPath(config) if use_source else None
         self.project = keras.layers.Dense(size * size * top, kernel_initializer=_initializer(config))
         self.reshape = keras.layers.Reshape((size, size, top))
         self.project_norm = keras.layers.BatchNormalization()
@@ -142,13 +147,17 @@ class ConditionedDecoder(keras.Model):
 
     def call(self, inputs, training=False):
         z, source = inputs
-        features = self.source_path(source, training=training)
         h = self.project_activation(self.project_norm(self.reshape(self.project(z)),
                                                       training=training))
-        h = keras.ops.concatenate([h, features[-1]], axis=-1)
-        for block, skip in zip(self.up_blocks, reversed(features[:-1])):
-            h = block(self.upsample(h), training=training)
+        skips = [None] * self.num_up_blocks
+        if self.source_path is not None:
+            features = self.source_path(source, training=training)
+            h = keras.ops.concatenate([h, features[-1]], axis=-1)
             if self.config.source_skips:
+                skips = reversed(features[:-1])
+        for block, skip in zip(self.up_blocks, skips):
+            h = block(self.upsample(h), training=training)
+            if skip is not None:
                 h = keras.ops.concatenate([h, skip], axis=-1)
         return self.output_conv(h)
 
@@ -156,20 +165,29 @@ class ConditionedDecoder(keras.Model):
 class FlowDecoder(keras.Model):
     """`D(z, x_s) -> coords` [B, H, W, 2], absolute normalized sampling coordinates.
 
-    The output is tanh of the last convolution plus a fixed per-pixel bias,
-    atanh of the identity grid: at initialisation (tiny weights) the flow is
-    the identity warp rather than "everything reads the centre pixel", and the
-    output remains tanh-bounded absolute coordinates as the paper has it.
+    `config.flow_head` "atanh" (the paper's reading): tanh of the last
+    convolution plus a fixed per-pixel bias, atanh of the identity grid; at
+    initialisation (tiny weights) the flow is the identity warp rather than
+    "everything reads the centre pixel", and the output remains tanh-bounded
+    absolute coordinates as the paper has it. Its gain, sech^2 of the bias, is
+    about 0.03 at the border pixels. "residual": identity + s * tanh(conv),
+    s = `config.flow_head_scale`; the same start, a uniform gain s.
     """
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(**kwargs)
         self.body = ConditionedDecoder(config, 2)
+        self.residual = config.flow_head == "residual"
+        self.scale = config.flow_head_scale
         grid = sampler.identity_grid(config.image_size, config.image_size).numpy()
+        self.identity = tf.constant(grid, tf.float32)
         self.identity_logits = tf.constant(np.arctanh(grid), tf.float32)
 
     def call(self, inputs, training=False):
-        return keras.ops.tanh(self.body(inputs, training=training) + self.identity_logits)
+        logits = self.body(inputs, training=training)
+        if self.residual:
+            return self.identity + self.scale * keras.ops.tanh(logits)
+        return keras.ops.tanh(logits + self.identity_logits)
 
 
 class MaskNet(keras.Model):
@@ -185,11 +203,17 @@ class MaskNet(keras.Model):
 
 
 class PixelDecoder(keras.Model):
-    """The VAE baseline's decoder: same architecture, RGB out in [-1, 1]."""
+    """The VAE baseline's decoder: same architecture, RGB out in [-1, 1].
+
+    `config.vae_decoder` "z_only" (the paper's VAE): it decodes `z` alone and
+    ignores the source; "source_unet": it also sees the source, at every scale
+    with `config.source_skips`, a conditional U-Net that can copy source
+    pixels (a stronger baseline than the paper's).
+    """
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(**kwargs)
-        self.body = ConditionedDecoder(config, 3)
+        self.body = ConditionedDecoder(config, 3, use_source=config.vae_decoder == "source_unet")
 
     def call(self, inputs, training=False):
         return keras.ops.tanh(self.body(inputs, training=training))

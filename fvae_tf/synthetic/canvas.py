@@ -1,6 +1,6 @@
 """Anti-aliased drawing primitives for the synthetic faces, in normalized coordinates.
 
-Shapes are given in normalized image coordinates (see `synthetic_geometry`)
+Shapes are given in normalized image coordinates (see `geometry`)
 and drawn with OpenCV at sub-pixel precision (`SHIFT` fixed-point bits) and
 anti-aliasing, as float32 masks in [0, 1] that `paint` blends colours with.
 """
@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from fvae_tf.synthetic import geometry
+from fvae_tf.warp import coordinates
 
 SHIFT = 4  # fixed-point bits for OpenCV's sub-pixel drawing
 
@@ -26,7 +27,7 @@ class Canvas:
 
     def fixed(self, points) -> np.ndarray:
         """Normalized points -> OpenCV fixed-point pixel coordinates, int32."""
-        return np.round(geometry.to_pixels(np.asarray(points, np.float64), self.size)
+        return np.round(coordinates.to_pixels(np.asarray(points, np.float64), self.size)
                         * (1 << SHIFT)).astype(np.int32)
 
     def px(self, length: float) -> float:

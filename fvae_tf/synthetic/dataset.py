@@ -15,9 +15,9 @@ An output directory (`write_dataset`) holds, for subjects SSS = 001..N:
       The same two trees rendered at `size` (64) from the same geometry.
 
 Beside every image STEM.png: STEM.landmarks.npy (float64 [68, 2], pixels of
-that image) and STEM.truth.npz (`synthetic.save_ground_truth`); the truth of
+that image) and STEM.truth.npz (`faces.save_ground_truth`); the truth of
 any ordered pair of one subject's images comes from their two files
-(`synthetic.pair_truth_from_files`). `info.json` and `README.txt` describe
+(`faces.pair_truth_from_files`). `info.json` and `README.txt` describe
 the run; `contact_sheet.png` (subjects x expressions), `ground_truth.png`
 (pairs warped by their truth) and `graded.png` (one person's intensities at
 `size`) show it. The directory appears only when complete (built under a
@@ -38,6 +38,7 @@ import numpy as np
 from fvae_tf import atomic_io, viz
 from fvae_tf.synthetic import faces
 from fvae_tf.expressions import EXPRESSIONS, MULTIPIE_CAMERA, MULTIPIE_RECORDINGS
+from fvae_tf.warp import coordinates
 
 FORMAT = "fvae-synthetic"
 FORMAT_VERSION = 1
@@ -140,7 +141,7 @@ def ground_truth_figure(identity: faces.Identity, size: int = _SHEET_CELL) -> np
     flows = viz.flow_to_color(np.stack([pair.coords for pair in pairs]))
     rows = []
     for (source, target), pair, flow in zip(_FIGURE_PAIRS, pairs, flows):
-        maps = ((pair.coords + 1) * size - 1) / 2
+        maps = coordinates.to_pixels(pair.coords, size)
         warped = cv2.remap(renders[source].image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         rows.append([renders[source].image, renders[target].image, warped, flow,

@@ -1,7 +1,7 @@
 """Drawing of the synthetic faces' canonical layers from OpenCV primitives.
 
 An identity is drawn once per image size, in its neutral canonical frame
-(normalized coordinates, see `synthetic_geometry`), as five layers that
+(normalized coordinates, see `geometry`), as five layers that
 `fvae_tf.synthetic.faces.render` warps into every expression:
 
   skin         the face, hair, neck and background: everything the mesh moves;

@@ -1,8 +1,8 @@
-"""Synthetic faces with ground-truth flow: the built-in data set (issue #4).
+"""Synthetic faces with ground-truth flow: the built-in data set.
 
 Each identity is a neutral face drawn once from OpenCV primitives
-(`synthetic_drawing`) on a triangle mesh over its 68 dlib landmarks
-(`synthetic_geometry`). An expression moves the mesh; `render` warps the
+(`drawing`) on a triangle mesh over its 68 dlib landmarks
+(`geometry`, `mesh`). An expression moves the mesh; `render` warps the
 neutral face piecewise-affinely into it, shows eyeballs and teeth through
 the eye and mouth openings, darkens the expression's wrinkles and applies the
 image's lighting. Because every image is an exact warp of one neutral face,
@@ -12,12 +12,12 @@ visibility mask, 0 where the target shows something the source does not
 (teeth behind closed lips, eyeball behind closed lids, a new wrinkle,
 anything outside the source frame).
 
-Coordinates are the project's (CONTRACT.md): normalized (x, y) in [-1, 1],
+Coordinates are the sampler's (`fvae_tf.warp.coordinates`): normalized (x, y) in [-1, 1],
 align_corners=False, so pixel centre i of S sits at (2i + 1) / S - 1 and
 px = ((x + 1) * S - 1) / 2; landmarks are pixels of their image (centres at
 integers). Images are uint8 RGB.
 
-Files (`synthetic_dataset.write_dataset` lays them out):
+Files (`dataset.write_dataset` lays them out):
   STEM.png            the image
   STEM.landmarks.npy  float64 [68, 2], pixels of STEM.png
   STEM.truth.npz      the image's `GroundTruth` (`save_ground_truth`); two
@@ -37,6 +37,7 @@ from fvae_tf.synthetic import drawing, geometry, mesh
 from fvae_tf.expressions import EXPRESSIONS, MULTIPIE_DEFAULT_ILLUMINATION
 from fvae_tf.synthetic.geometry import MouthModel
 from fvae_tf.synthetic.mesh import Layer
+from fvae_tf.warp import coordinates
 
 ILLUMINATION = MULTIPIE_DEFAULT_ILLUMINATION  # the illumination index in file names
 TRUTH_VERSION = 1
@@ -59,7 +60,7 @@ class Lighting:
     def apply(self, image: np.ndarray) -> np.ndarray:
         """float [S, S, 3] in [0, 1] -> lit float32 [S, S, 3] (not clipped)."""
         size = image.shape[0]
-        axis = (2.0 * np.arange(size, dtype=np.float32) + 1.0) / size - 1.0
+        axis = coordinates.pixel_centres(size, dtype=np.float32)
         ramp = 1.0 + np.float32(self.slope) * (np.float32(np.cos(self.direction)) * axis[None, :]
                                                + np.float32(np.sin(self.direction)) * axis[:, None])
         out = image * (ramp[..., None] * np.asarray(self.gain, np.float32))
@@ -161,7 +162,7 @@ class GroundTruth:
     @property
     def landmarks(self) -> np.ndarray:
         """float64 [68, 2] in pixels of the image."""
-        return geometry.to_pixels(self.vertices[:geometry.NUM_LANDMARKS], self.size)
+        return coordinates.to_pixels(self.vertices[:geometry.NUM_LANDMARKS], self.size)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -203,7 +204,7 @@ def _composite_openings(image: np.ndarray, layers: drawing.Layers, vertices: np.
     size = image.shape[0]
     mask = np.zeros((size, size), np.uint8)
     for polygon in (geometry.LEFT_EYE, geometry.RIGHT_EYE, geometry.INNER_LIPS):
-        points = geometry.to_pixels(vertices[list(polygon)], size)
+        points = coordinates.to_pixels(vertices[list(polygon)], size)
         if cv2.contourArea(points.astype(np.float32)) > 0.25:  # a closed opening shows nothing
             cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
     coverage = mask.astype(np.float32) / 255
@@ -289,7 +290,7 @@ def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Bilinear samples of a float32 [S, S] map at normalized points [N, 2]: float32 [N]."""
     n = len(points)
     maps = np.zeros((-(-n // 1024) * 1024, 2), np.float32)  # remap wants < 32767 rows
-    maps[:n] = geometry.to_pixels(points, image.shape[0])
+    maps[:n] = coordinates.to_pixels(points, image.shape[0])
     out = cv2.remap(image, maps.reshape(-1, 1024, 2), None, cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
     return out.ravel()[:n]
@@ -312,7 +313,7 @@ def _image_points(points: np.ndarray, transform: np.ndarray | None, size: int) -
     if transform is None:
         return points
     pixels = geometry.apply_affine(geometry.invert_affine(transform), points)
-    return (2.0 * pixels + 1.0) / size - 1.0
+    return coordinates.to_normalized(pixels, size)
 
 
 def pair_truth(source: GroundTruth, target: GroundTruth, size: int, *,
@@ -365,7 +366,7 @@ def pair_truth(source: GroundTruth, target: GroundTruth, size: int, *,
     visible &= np.all(np.abs(q) <= 1.0, axis=1)
 
     if source_transform is not None:
-        q = geometry.apply_affine(source_transform, geometry.to_pixels(q, source.size))
+        q = geometry.apply_affine(source_transform, coordinates.to_pixels(q, source.size))
     return PairTruth(coords=q.astype(np.float32).reshape(size, size, 2),
                      visibility=visible.astype(np.float32).reshape(size, size))
 

@@ -1,6 +1,6 @@
 """Geometry of the synthetic faces: identities' shapes, the mesh's vertices, expressions, teeth.
 
-Every face is a triangle mesh (`synthetic_mesh`) over `NUM_VERTICES`
+Every face is a triangle mesh (`mesh`) over `NUM_VERTICES`
 vertices: the 68 dlib landmarks (dlib order) first, then a few points inside
 the face (forehead, cheeks, chin), rings outside it (skull, neck) and a fixed
 frame far beyond the image border. Vertices are (x, y) in normalized image
@@ -22,10 +22,11 @@ import functools
 import cv2
 import numpy as np
 
-from fvae_tf.data import alignment
+from fvae_tf import face_template
 from fvae_tf.expressions import EXPRESSIONS
+from fvae_tf.warp import coordinates
 
-NUM_LANDMARKS = 68
+NUM_LANDMARKS = face_template.NUM_LANDMARKS
 LEFT_EYE = tuple(range(36, 42))  # the eye on the image's left, dlib 36-41
 RIGHT_EYE = tuple(range(42, 48))
 INNER_LIPS = tuple(range(60, 68))
@@ -107,7 +108,7 @@ def neutral_landmarks(shape: FaceShape) -> np.ndarray:
     Returns:
       float64 [68, 2], normalized image coordinates.
     """
-    lm = alignment.canonical_template()
+    lm = face_template.canonical_template()
     eye_y = -0.2
     lm[:17, 0] *= shape.face_width
     lm[:, 1] = np.where(lm[:, 1] > eye_y, eye_y + (lm[:, 1] - eye_y) * shape.face_length, lm[:, 1])
@@ -185,7 +186,7 @@ def neutral_vertices(landmarks: np.ndarray, forehead: float = 0.7) -> np.ndarray
 def _mirror() -> np.ndarray:
     """Index of every vertex's left-right mirror image."""
     mirror = np.arange(NUM_VERTICES)
-    mirror[:NUM_LANDMARKS] = alignment.MIRROR_PERMUTATION
+    mirror[:NUM_LANDMARKS] = face_template.MIRROR_PERMUTATION
     for group in (_FOREHEAD, _CHEEK_HIGH, _CHEEK_LOW, SKULL, _JAW_RING, _SKULL_RING):
         mirror[list(group)] = group[::-1]  # each group runs left to right
     mirror[list(_CHIN)] = (75, 77, 76)
@@ -361,18 +362,13 @@ def deform(neutral: np.ndarray, expression: str, intensity: float, pose: np.ndar
     return vertices, jaw * intensity
 
 
-def to_pixels(points: np.ndarray, size: int) -> np.ndarray:
-    """Normalized (align_corners=False) -> pixel coordinates: px = ((x + 1) * size - 1) / 2."""
-    return ((np.asarray(points) + 1.0) * size - 1.0) / 2.0
-
-
 @functools.lru_cache(maxsize=8)
 def pixel_grid(size: int) -> np.ndarray:
     """Normalized centres of a size x size image's pixels, row-major: float64 [S * S, 2].
 
     Cached, hence read-only.
     """
-    axis = (2.0 * np.arange(size) + 1.0) / size - 1.0
+    axis = coordinates.pixel_centres(size)
     ys, xs = np.meshgrid(axis, axis, indexing="ij")
     grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
     grid.setflags(write=False)

@@ -10,10 +10,10 @@ Triangles are of three kinds (`Layer`). SKIN triangles carry the face's
 surface. EYE triangles tile the eye openings (landmarks 36-41, 42-47) and
 MOUTH triangles the opening between the inner lips (60-67): there the image
 shows what lies behind the surface, which does not move with the mesh (see
-`synthetic_geometry`). A neutral face has closed lips: its MOUTH triangles
+`geometry`). A neutral face has closed lips: its MOUTH triangles
 have zero area and no point is ever located in them.
 
-All points are normalized image coordinates (see `synthetic_geometry`).
+All points are normalized image coordinates (see `geometry`).
 """
 
 import enum
@@ -23,6 +23,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from fvae_tf.synthetic import geometry
+from fvae_tf.warp import coordinates
 
 _DEGENERATE_AREA = 1e-12  # normalized units^2; zero-area openings (closed lips) are below
 _INSIDE = -1e-9  # barycentric slack for points on an edge
@@ -141,7 +142,7 @@ def _walk(rows: np.ndarray, triangle: np.ndarray, points: np.ndarray, max_steps:
 def _raster(vertices: np.ndarray, size: int) -> np.ndarray:
     """Triangle ids drawn with cv2.fillPoly at size x size (a first guess): int32 [S, S]."""
     raster = np.zeros((size, size), np.int32)
-    corners = np.round(geometry.to_pixels(vertices, size) * 16).astype(np.int32)[TRIANGLES]
+    corners = np.round(coordinates.to_pixels(vertices, size) * 16).astype(np.int32)[TRIANGLES]
     for t in np.flatnonzero(np.abs(signed_areas(vertices, TRIANGLES)) >= _DEGENERATE_AREA):
         cv2.fillPoly(raster, [corners[t]], int(t), shift=4)
     return raster
@@ -164,7 +165,7 @@ def locate(points: np.ndarray, vertices: np.ndarray, raster_size: int) -> np.nda
       int [N] indices into `TRIANGLES`; never a zero-area triangle.
     """
     points = np.asarray(points, np.float64)
-    ij = np.round(geometry.to_pixels(points, raster_size)).astype(np.int64)
+    ij = np.round(coordinates.to_pixels(points, raster_size)).astype(np.int64)
     ij = np.clip(ij, 0, raster_size - 1)
     guess = _raster(vertices, raster_size)[ij[:, 1], ij[:, 0]]
     return _walk(_barycentric_rows(vertices), guess, points)

@@ -1,1 +1,2 @@
-"""Training: the loop, run directories and checkpoints, model loading, summaries, latent statistics."""
+"""Training: the loop and its step, evaluation and run state; run directories,
+checkpoints and model loading; summaries; latent statistics."""

@@ -23,7 +23,7 @@ import subprocess
 import keras
 import tensorflow as tf
 
-from fvae_tf import atomic_io
+from fvae_tf import atomic_io, errors
 from fvae_tf.model.config import FVAEConfig
 from fvae_tf.model.fvae import FVAE, VAE, ConfidenceModel
 
@@ -33,10 +33,11 @@ METRICS = "metrics.json"
 MASK_SUBDIR = "mask"
 # Fields that shape the weights: a checkpoint only fits a model that agrees on all of them.
 ARCHITECTURE_FIELDS = ("image_size", "bottleneck_size", "base_channels", "latent_dim",
-                       "kernel_size", "edge_kernel_size", "activation", "source_skips")
+                       "kernel_size", "edge_kernel_size", "activation", "source_skips",
+                       "flow_head", "flow_head_scale", "vae_decoder")
 # What the mask stage takes from its own settings; the rest comes from the FVAE run.
-MASK_FIELDS = ("mask_label_norm", "learning_rate", "adam_beta1", "batch_size", "clip_value",
-               "num_steps", "eval_every", "patience", "seed")
+MASK_FIELDS = ("mask_label_norm", "mask_label_quantile", "learning_rate", "adam_beta1",
+               "batch_size", "clip_value", "num_steps", "eval_every", "patience", "seed")
 
 
 class ModelKind(str, enum.Enum):
@@ -47,7 +48,7 @@ class ModelKind(str, enum.Enum):
     MASK = "mask"  # stage two: the confidence mask M
 
 
-class CheckpointError(Exception):
+class CheckpointError(errors.ActionableError):
     """A checkpoint that is missing or does not fit the model."""
 
 
@@ -138,6 +139,35 @@ def restore_weights(model: keras.Model, path: str) -> None:
     restore(tf.train.Checkpoint(model=model), path)
 
 
+def load_model(run_dir: str | os.PathLike) -> FVAE | VAE:
+    """The FVAE or VAE of a run directory, with its best weights.
+
+    Raises:
+      CheckpointError: not an FVAE/VAE run directory, or no checkpoint that fits.
+    """
+    kind, config = read_run_config(run_dir)
+    if kind is ModelKind.MASK:
+        raise CheckpointError(f"{run_dir} is a mask run; load_confidence_model takes its FVAE run")
+    model = build_model(kind, config)
+    restore_weights(model, best_checkpoint(run_dir))
+    return model
+
+
+def load_confidence_model(run_dir: str | os.PathLike) -> ConfidenceModel:
+    """The mask stage of the FVAE run `run_dir` (trained into `run_dir/mask`), best weights.
+
+    Raises:
+      CheckpointError: no trained mask stage in `run_dir`.
+    """
+    mask_dir = pathlib.Path(run_dir) / MASK_SUBDIR
+    if not mask_dir.is_dir():
+        raise CheckpointError(f"{run_dir} has no confidence mask ({mask_dir} is missing)")
+    _, config = read_run_config(mask_dir)
+    model = build_model(ModelKind.MASK, config, fvae=build_model(ModelKind.FVAE, config))
+    restore_weights(model, best_checkpoint(mask_dir))
+    return model
+
+
 def write_run_config(run_dir: str | os.PathLike, kind: ModelKind, config: FVAEConfig) -> None:
     """Writes `run_dir/config.json`, which `read_run_config` reads."""
     atomic_io.write_json(pathlib.Path(run_dir) / RUN_CONFIG,
@@ -150,15 +180,20 @@ def _first_line(error: Exception) -> str:
 
 def check_compatible(run_dir: pathlib.Path, kind: ModelKind, config: FVAEConfig,
                      what: str) -> None:
-    """Raises CheckpointError unless `run_dir` trained a `kind` model of `config`'s architecture."""
+    """Raises CheckpointError unless `run_dir` trained a `kind` model of `config`'s architecture.
+
+    Args:
+      what: the setting that named `run_dir` (e.g. "workdir", "init_from").
+    """
     stored_kind, stored = read_run_config(run_dir)
     if stored_kind is not kind:
-        raise CheckpointError(f"{what} {run_dir} holds a {stored_kind.value} run, not {kind.value}")
+        raise CheckpointError(f"{{{what}}} {run_dir} holds a {stored_kind.value} run, not "
+                              f"{kind.value}", [what])
     differences = [f"{f}={getattr(stored, f)!r} (this run: {getattr(config, f)!r})"
                    for f in ARCHITECTURE_FIELDS if getattr(stored, f) != getattr(config, f)]
     if differences:
-        raise CheckpointError(f"{what} {run_dir} was trained with {', '.join(differences)}; "
-                              "use the same architecture flags or another directory")
+        raise CheckpointError(f"{{{what}}} {run_dir} was trained with {', '.join(differences)}; "
+                              f"use the same architecture settings or another {{{what}}}", [what])
 
 
 def mask_config(fvae_dir: str | os.PathLike, config: FVAEConfig) -> FVAEConfig:

@@ -1,32 +1,27 @@
 """Training (paper 5.4): the loop, checkpoints, early stopping and the NaN guard.
 
 `train` fits an FVAE or the VAE baseline on a dataset directory's pairs with
-Adam, gradient clipping by value and mini-batches, evaluating on the val
-split every `config.eval_every` steps and stopping early after
-`config.patience` evaluations without improvement. `train_mask` is stage two
-(eq. 7-8): it fits M with a trained FVAE's E and D frozen. Running either
-again on the same workdir resumes from the last checkpoint.
+Adam, gradient clipping by value and mini-batches (`step`), evaluating on the
+val split every `config.eval_every` steps (`evaluation`) and stopping early
+after `config.patience` evaluations without improvement (`run_state`).
+`train_mask` is stage two (eq. 7-8): it fits M with a trained FVAE's E and D
+frozen. Running either again on the same workdir resumes from the last
+checkpoint.
 
 It writes a run directory (layout: `fvae_tf.train.checkpoints`): checkpoints of
-the latest state (model, optimizer, step, best validation loss and its step,
-evaluations without improvement, sampling-noise state) and of the best one,
-TensorBoard summaries, held-out metrics of the best weights and, for the FVAE
-and the VAE, the latent statistics Algorithm 1 needs (`latent_stats`).
+the latest state (model, optimizer, `RunState`, sampling-noise state) and of
+the best one, TensorBoard summaries, held-out metrics of the best weights and,
+for the FVAE and the VAE, the latent statistics Algorithm 1 needs
+(`latent_stats`).
 
 Determinism: weights start from `config.seed`; epoch e reads the training
 pairs in `input_pipeline.make_dataset`'s order for a seed derived from
 (`config.seed`, e), so a resumed run skips to its place in the epoch instead
 of checkpointing tf.data buffers; the reparameterisation noise's seed state is
 checkpointed. A run killed and resumed ends with an uninterrupted run's weights.
-
-Several replicas (`tf.distribute`): each replica's loss is divided by the
-replica count and Keras sums the gradients. Keras clips each replica's
-gradient before that sum, so with R replicas the clipped sum is bounded by
-R * clip_value.
 """
 
 import dataclasses
-import enum
 import logging
 import math
 import os
@@ -39,30 +34,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import atomic_io, metrics
+from fvae_tf import atomic_io, errors
 from fvae_tf.data import input_pipeline, records
-from fvae_tf.train import latent_stats, summaries
-from fvae_tf.warp import sampler
-from fvae_tf.train.checkpoints import (MASK_SUBDIR, METRICS, CheckpointError, ModelKind,
-                                 best_checkpoint, build_model, check_compatible, mask_config,
-                                 read_run_config, restore, restore_weights, write_run_config)
 from fvae_tf.model.config import FVAEConfig
-from fvae_tf.model.fvae import FVAE, VAE, ConfidenceModel
+from fvae_tf.train import evaluation, latent_stats, summaries
+from fvae_tf.train.checkpoints import (MASK_SUBDIR, METRICS, ModelKind, best_checkpoint,
+                                       build_model, check_compatible, mask_config, restore,
+                                       restore_weights, write_run_config)
+from fvae_tf.train.run_state import RunState
+from fvae_tf.train.step import is_chief, make_optimizer, make_train_step
 
 log = logging.getLogger(__name__)
 
-_GRID_EXAMPLES = 4
 
-
-class StrategyKind(str, enum.Enum):
-    """`tf.distribute` strategies."""
-
-    DEFAULT = "default"  # one device
-    MIRRORED = "mirrored"  # the GPUs of one machine
-    MULTI_WORKER = "multi_worker"  # several machines, from TF_CONFIG
-
-
-class TrainingError(Exception):
+class TrainingError(errors.ActionableError):
     """A run that cannot start or go on; the message says what to do."""
 
 
@@ -90,43 +75,6 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def make_strategy(kind: StrategyKind | str, devices: list[str] | None = None
-                  ) -> tf.distribute.Strategy:
-    """Returns the strategy `kind`.
-
-    Args:
-      kind: which strategy.
-      devices: MIRRORED only: its devices (default: all GPUs, else the CPU).
-    """
-    kind = StrategyKind(kind)
-    if kind is StrategyKind.MIRRORED:
-        return tf.distribute.MirroredStrategy(devices)
-    if kind is StrategyKind.MULTI_WORKER:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def load_model(run_dir: str | os.PathLike) -> FVAE | VAE:
-    """The FVAE or VAE of a run directory, with its best weights."""
-    kind, config = read_run_config(run_dir)
-    if kind is ModelKind.MASK:
-        raise CheckpointError(f"{run_dir} is a mask run; load_confidence_model takes its FVAE run")
-    model = build_model(kind, config)
-    restore_weights(model, best_checkpoint(run_dir))
-    return model
-
-
-def load_confidence_model(run_dir: str | os.PathLike) -> ConfidenceModel:
-    """The mask stage of the FVAE run `run_dir` (trained into `run_dir/mask`), best weights."""
-    mask_dir = pathlib.Path(run_dir) / MASK_SUBDIR
-    if not mask_dir.is_dir():
-        raise CheckpointError(f"{run_dir} has no confidence mask ({mask_dir} is missing)")
-    _, config = read_run_config(mask_dir)
-    model = build_model(ModelKind.MASK, config, fvae=build_model(ModelKind.FVAE, config))
-    restore_weights(model, best_checkpoint(mask_dir))
-    return model
-
-
 def train(
     config: FVAEConfig,
     workdir: str | os.PathLike,
@@ -135,18 +83,22 @@ def train(
     strategy: tf.distribute.Strategy | None = None,
     init_from: str | os.PathLike | None = None,
     log_every: int = 50,
+    evaluate: evaluation.Evaluate = evaluation.evaluate,
 ) -> TrainResult:
     """Trains an FVAE or the VAE baseline, or resumes the run in `workdir`.
 
     Args:
       config: the run's settings.
       workdir: run directory (layout: `fvae_tf.train.checkpoints`); created if needed.
-      dataset_dir: written by `data_prep.build_dataset` (train and val splits).
+      dataset_dir: written by `fvae_tf.data.builder` (train and val splits).
       model_kind: FVAE or VAE.
       strategy: a `tf.distribute.Strategy` (default: one device).
       init_from: a run directory of the same kind and architecture whose best
         weights start a new run (ignored when resuming).
       log_every: steps between console lines and train/* summaries.
+      evaluate: held-out metrics of the model on the val split (with "loss",
+        the early-stopping criterion), run every `config.eval_every` steps and
+        on the best weights at the end.
 
     Returns:
       How the run ended, with held-out metrics of the best weights.
@@ -154,7 +106,7 @@ def train(
     Raises:
       CheckpointError: workdir or init_from holds a run that does not fit.
       DivergenceError: the loss became NaN or Inf (the last good checkpoint is kept).
-      TrainingError: a dataset too small for the batch size.
+      TrainingError: a setting out of range, or a dataset too small for the batch size.
       records.RecordsError: dataset_dir is not a finished dataset.
     """
     model_kind = ModelKind(model_kind)
@@ -165,9 +117,9 @@ def train(
         keras.utils.set_random_seed(config.seed)
         model = build_model(model_kind, config)
     run = _Run(model_kind, config, pathlib.Path(workdir), pathlib.Path(dataset_dir), strategy,
-               model, log_every)
+               model, log_every, evaluate)
     if not run.resume() and init_from is not None:
-        check_compatible(pathlib.Path(init_from), model_kind, config, "--init_from")
+        check_compatible(pathlib.Path(init_from), model_kind, config, "init_from")
         restore_weights(model, best_checkpoint(init_from))
         log.info("initialised from %s", best_checkpoint(init_from))
     return run.fit()
@@ -179,13 +131,14 @@ def train_mask(
     dataset_dir: str | os.PathLike,
     strategy: tf.distribute.Strategy | None = None,
     log_every: int = 50,
+    evaluate: evaluation.Evaluate = evaluation.evaluate,
 ) -> TrainResult:
     """Stage two (eq. 7-8): trains M into `fvae_dir/mask` with the FVAE's E and D frozen.
 
     Args:
       config: only its `MASK_FIELDS` are used; the architecture is the FVAE's.
       fvae_dir: a finished FVAE run directory.
-      dataset_dir, strategy, log_every: as in `train`.
+      dataset_dir, strategy, log_every, evaluate: as in `train`.
 
     Raises:
       CheckpointError: fvae_dir holds no FVAE checkpoint, or the mask run does not fit.
@@ -202,96 +155,50 @@ def train_mask(
         model = build_model(ModelKind.MASK, config, fvae=fvae)
     log.info("mask stage on the frozen FVAE %s", fvae_path)
     run = _Run(ModelKind.MASK, config, fvae_dir / MASK_SUBDIR, pathlib.Path(dataset_dir),
-               strategy, model, log_every)
+               strategy, model, log_every, evaluate)
     run.resume()
     return run.fit()
 
 
-def make_optimizer(config: FVAEConfig, variables: list) -> keras.optimizers.Optimizer:
-    """Adam with gradient clipping by value (paper 5.4), its slots built for `variables`.
+def check_settings(config: FVAEConfig, dataset_dir: pathlib.Path) -> int:
+    """Checks that a run can train with `config` on `dataset_dir`; returns its steps per epoch.
 
-    The slots must exist before a checkpoint restore can fill them.
+    Raises:
+      TrainingError: a count below 1, or fewer training pairs than one batch.
+      records.RecordsError: dataset_dir is not a finished dataset.
     """
-    optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.adam_beta1,
-                                      clipvalue=config.clip_value)
-    optimizer.build(variables)
-    return optimizer
+    for name in ("num_steps", "eval_every", "patience", "batch_size"):
+        if getattr(config, name) < 1:
+            raise TrainingError(f"{{{name}}} must be at least 1, got {getattr(config, name)}",
+                                [name])
+    num_pairs = records.read_manifest(dataset_dir).splits["train"].num_pairs
+    if num_pairs < config.batch_size:
+        raise TrainingError(f"the train split of {dataset_dir} has {num_pairs} pairs, fewer "
+                            f"than one batch ({config.batch_size}); lower {{batch_size}}",
+                            ["batch_size"])
+    return num_pairs // config.batch_size
 
 
-def make_train_step(strategy: tf.distribute.Strategy, model: keras.Model,
-                    optimizer: keras.optimizers.Optimizer):
-    """A tf.function: distributed batch -> loss terms averaged over the replicas.
-
-    It updates `model`'s trainable variables (for the mask stage, M's only).
-    """
-    variables = model.trainable_variables
-
-    def replica_step(batch):
-        with tf.GradientTape() as tape:
-            terms = _forward(model, batch, training=True)[0]
-            scaled = terms["loss"] / strategy.num_replicas_in_sync
-        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return terms
-
-    @tf.function
-    def train_step(batch):
-        terms = strategy.run(replica_step, args=(batch,))
-        return {name: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-                for name, value in terms.items()}
-
-    return train_step
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
+def epoch_seed(seed: int, epoch: int) -> int:
     """A data-order seed for each epoch, reproducible from (seed, epoch)."""
     return int(np.random.SeedSequence((seed, epoch)).generate_state(1)[0])
 
 
-def _model_inputs(batch: dict) -> dict:
-    return {"source": batch["source"], "target": batch["target"]}
+def train_batches(strategy: tf.distribute.Strategy, dataset_dir: pathlib.Path,
+                  config: FVAEConfig, steps_per_epoch: int, start_step: int) -> Iterator:
+    """Training batches of model inputs from `start_step` on, distributed over the replicas.
 
-
-def _forward(model: keras.Model, batch: dict, training: bool) -> tuple[dict, dict]:
-    """Returns (loss terms, pictures).
-
-    Pictures: "output" [B, H, W, 3]; FVAE "coords" [B, H, W, 2]; mask stage
-    "label" and "confidence" [B, H, W, 1].
+    Epoch e is `input_pipeline.make_dataset`'s order for `epoch_seed(config.seed, e)`
+    cut to `steps_per_epoch` full batches, so step s always sees the same batch.
     """
-    if isinstance(model, ConfidenceModel):
-        loss, confidence, label, warped = model.compute_loss_and_outputs(batch, training)
-        return {"loss": loss}, {"output": warped, "label": label, "confidence": confidence}
-    terms, out = model.compute_losses(batch, training)
-    views = {"output": out.warped}
-    if out.coords is not None:
-        views["coords"] = out.coords
-    return terms, views
-
-
-def _batch_metrics(batch: dict, views: dict) -> dict[str, float]:
-    """Held-out metrics of one batch; "no_motion" is the identity warp, i.e. the source itself."""
-    source, target = batch["source"].numpy(), batch["target"].numpy()
-    output = views["output"].numpy()
-    values = {"l1": metrics.l1(output, target), "psnr": metrics.psnr(output, target),
-              "l1_no_motion": metrics.l1(source, target),
-              "psnr_no_motion": metrics.psnr(source, target)}
-    if "coords" in views and "gt_coords" in batch:
-        truth, visible = batch["gt_coords"].numpy(), batch["gt_visibility"].numpy()
-        identity = np.broadcast_to(sampler.identity_grid(*truth.shape[1:3]).numpy(), truth.shape)
-        values["epe_px"] = metrics.endpoint_error(views["coords"].numpy(), truth, visible)
-        values["epe_px_no_motion"] = metrics.endpoint_error(identity, truth, visible)
-    if "confidence" in views:
-        values["mask_mae"] = float(np.mean(np.abs(views["confidence"] - views["label"])))
-    return values
-
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this worker writes the run directory (always, outside multi-worker)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    cluster = resolver.cluster_spec().as_dict()
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster)
+    epoch, offset = divmod(start_step, steps_per_epoch)
+    while True:
+        data = input_pipeline.make_dataset(dataset_dir, "train", config.batch_size,
+                                           seed=epoch_seed(config.seed, epoch), repeat=False)
+        # take() drops the short last batch, so every epoch has steps_per_epoch steps.
+        data = data.take(steps_per_epoch).skip(offset).map(evaluation.model_inputs)
+        yield from strategy.experimental_distribute_dataset(data)
+        epoch, offset = epoch + 1, 0
 
 
 class _Run:
@@ -299,29 +206,16 @@ class _Run:
 
     def __init__(self, kind: ModelKind, config: FVAEConfig, workdir: pathlib.Path,
                  dataset_dir: pathlib.Path, strategy: tf.distribute.Strategy,
-                 model: keras.Model, log_every: int):
+                 model: keras.Model, log_every: int, evaluate: evaluation.Evaluate):
         self.kind, self.config, self.workdir = kind, config, workdir
         self.dataset_dir, self.strategy, self.model = dataset_dir, strategy, model
-        self.log_every = log_every
-        self.chief = _is_chief(strategy)
-        for name in ("num_steps", "eval_every", "patience", "batch_size"):
-            if getattr(config, name) < 1:
-                raise TrainingError(f"--{name} must be at least 1, got {getattr(config, name)}")
-        manifest = records.read_manifest(dataset_dir)
-        num_pairs = manifest.splits["train"].num_pairs
-        self.steps_per_epoch = num_pairs // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise TrainingError(f"the train split of {dataset_dir} has {num_pairs} pairs, fewer "
-                                f"than one batch ({config.batch_size}); lower --batch_size")
+        self.log_every, self.evaluate = log_every, evaluate
+        self.chief = is_chief(strategy)
+        self.steps_per_epoch = check_settings(config, dataset_dir)
         with strategy.scope():
             self.optimizer = make_optimizer(config, model.trainable_variables)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best_val = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
-        self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False)
-        tracked = dict(model=model, optimizer=self.optimizer, step=self.step,
-                       best_val=self.best_val, best_step=self.best_step,
-                       bad_evals=self.bad_evals)
+        self.state = RunState()
+        tracked = dict(model=model, optimizer=self.optimizer, **self.state.trackables())
         if hasattr(model, "noise_seed"):
             tracked["noise"] = model.noise_seed.state
         self.checkpoint = tf.train.Checkpoint(**tracked)
@@ -335,17 +229,16 @@ class _Run:
         self.writer = (tf.summary.create_file_writer(str(workdir / "summaries")) if self.chief
                        else tf.summary.create_noop_writer())
         self.train_step = make_train_step(strategy, model, self.optimizer)
-        self.eval_step = tf.function(lambda batch: _forward(model, batch, training=False))
-        self.val_data = input_pipeline.make_dataset(
-            dataset_dir, "val", config.batch_size, shuffle=False, flip=False, repeat=False)
+        self.eval_step = evaluation.make_eval_step(model)
+        self.val_data = evaluation.val_batches(dataset_dir, config.batch_size)
 
     def resume(self) -> bool:
         """Restores the workdir's latest checkpoint, if any; records the run config."""
         path = tf.train.latest_checkpoint(str(self.workdir / "checkpoints"))
         if path is not None:
-            check_compatible(self.workdir, self.kind, self.config, "--workdir")
+            check_compatible(self.workdir, self.kind, self.config, "workdir")
             restore(self.checkpoint, path)
-            log.info("resuming from %s (step %d)", path, int(self.step))
+            log.info("resuming from %s (step %d)", path, int(self.state.step))
         if self.chief:
             write_run_config(self.workdir, self.kind, self.config)
         return path is not None
@@ -353,7 +246,7 @@ class _Run:
     def fit(self) -> TrainResult:
         """Trains until num_steps or early stopping, then evaluates the best weights."""
         with self.writer.as_default():
-            if int(self.step) == 0:
+            if int(self.state.step) == 0:
                 summaries.write_config(self.kind.value, self.config)
             self._loop()
             result = self._finish()
@@ -363,38 +256,26 @@ class _Run:
         return result
 
     def _done(self) -> bool:
-        return (int(self.step) >= self.config.num_steps
-                or int(self.bad_evals) >= self.config.patience)
-
-    def _batches(self) -> Iterator:
-        """Training batches from the current step on, distributed over the replicas."""
-        epoch, offset = divmod(int(self.step), self.steps_per_epoch)
-        while True:
-            data = input_pipeline.make_dataset(
-                self.dataset_dir, "train", self.config.batch_size,
-                seed=_epoch_seed(self.config.seed, epoch), repeat=False)
-            # take() drops the short last batch, so every epoch has steps_per_epoch steps.
-            data = data.take(self.steps_per_epoch).skip(offset).map(_model_inputs)
-            yield from self.strategy.experimental_distribute_dataset(data)
-            epoch, offset = epoch + 1, 0
+        return self.state.done(self.config.num_steps, self.config.patience)
 
     def _loop(self) -> None:
-        config = self.config
+        config, state = self.config, self.state
         if self._done():
             log.info("nothing to train: the run in %s ended at step %d", self.workdir,
-                     int(self.step))
+                     int(state.step))
             return
-        batches = self._batches()
+        batches = train_batches(self.strategy, self.dataset_dir, config, self.steps_per_epoch,
+                                int(state.step))
         sums: dict[str, float] = {}
         count, seconds = 0, 0.0  # since the last console line; evaluation time excluded
         while not self._done():
             start = time.perf_counter()
             terms = {name: float(value) for name, value in self.train_step(next(batches)).items()}
             seconds += time.perf_counter() - start
-            step = int(self.step) + 1
+            step = int(state.step) + 1
             if not all(math.isfinite(v) for v in terms.values()):
                 self._diverged(step, terms)
-            self.step.assign(step)
+            state.step.assign(step)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
             count += 1
@@ -414,60 +295,37 @@ class _Run:
         raise DivergenceError(
             f"loss became {'NaN' if any(map(math.isnan, terms.values())) else 'Inf'} at step "
             f"{step} ({', '.join(f'{k} {v:.4g}' for k, v in terms.items())}); {kept}; lower "
-            "--learning_rate or --clip_value")
-
-    def _evaluate(self) -> dict[str, float]:
-        """Validation loss terms and held-out metrics, averaged over the val split's pairs."""
-        sums: dict[str, float] = {}
-        total = 0
-        for batch in self.val_data:
-            terms, views = self.eval_step(_model_inputs(batch))
-            size = int(batch["source"].shape[0])
-            values = {name: float(value) for name, value in terms.items()}
-            values.update(_batch_metrics(batch, views))
-            for name, value in values.items():
-                sums[name] = sums.get(name, 0.0) + value * size
-            total += size
-        return {name: value / total for name, value in sums.items()}
-
-    def _write_grid(self, step: int) -> None:
-        batch = next(iter(self.val_data.unbatch().batch(_GRID_EXAMPLES)))
-        _, views = self.eval_step(_model_inputs(batch))
-        views = {name: value.numpy() for name, value in views.items()}
-        grid = summaries.pair_grid(batch["source"].numpy(), batch["target"].numpy(), **views)
-        summaries.write_grid("val/examples", grid, step)
+            "{learning_rate} or {clip_value}", ["learning_rate", "clip_value"])
 
     def _evaluate_and_save(self, step: int) -> None:
-        values = self._evaluate()
+        state = self.state
+        values = self.evaluate(self.eval_step, self.val_data)
         summaries.write_scalars("val", values, step)
-        self._write_grid(step)
+        summaries.write_grid("val/examples",
+                             evaluation.example_grid(self.eval_step, self.val_data), step)
         loss = values["loss"]
         if not math.isfinite(loss):
             self._diverged(step, {"val_loss": loss})
-        improved = loss < float(self.best_val)
+        improved = state.record_evaluation(step, loss)
         if improved:
-            self.best_val.assign(loss)
-            self.best_step.assign(step)
-            self.bad_evals.assign(0)
             self.best.save(checkpoint_number=step)
-        else:
-            self.bad_evals.assign_add(1)
         self.latest.save(checkpoint_number=step)
         log.info("eval at step %d: val loss %.4g (best %.4g at step %d)%s", step, loss,
-                 float(self.best_val), int(self.best_step),
-                 "" if improved else f", {int(self.bad_evals)}/{self.config.patience} "
+                 float(state.best_val), int(state.best_step),
+                 "" if improved else f", {int(state.bad_evals)}/{self.config.patience} "
                  "evaluations without improvement")
-        if int(self.bad_evals) >= self.config.patience:
+        if state.stopped_early(self.config.patience):
             log.info("early stopping at step %d", step)
 
     def _finish(self) -> TrainResult:
         """Evaluates the best weights; writes metrics and, for FVAE/VAE, latent statistics."""
-        best_path = self.best.latest_checkpoint
-        restore_weights(self.model, best_path)
-        best_step, step = int(self.best_step), int(self.step)
-        values = {f"eval/{name}": value for name, value in self._evaluate().items()}
-        result = TrainResult(self.workdir, step, best_step, float(self.best_val),
-                             int(self.bad_evals) >= self.config.patience, values)
+        state = self.state
+        restore_weights(self.model, self.best.latest_checkpoint)
+        best_step, step = int(state.best_step), int(state.step)
+        values = {f"eval/{name}": value
+                  for name, value in self.evaluate(self.eval_step, self.val_data).items()}
+        result = TrainResult(self.workdir, step, best_step, float(state.best_val),
+                             state.stopped_early(self.config.patience), values)
         if not self.chief:
             return result
         if self.kind is not ModelKind.MASK:

@@ -6,7 +6,7 @@ where in the source image to read, and the output is the bilinear blend of the
 
     out(p) = sum_q src(q) * max(0, 1 - |u_p - q_x|) * max(0, 1 - |v_p - q_y|)
 
-Coordinate convention, stated once here and used everywhere in the project:
+Coordinate convention (converted to pixels by `fvae_tf.warp.coordinates` only):
 `coords[..., 0]` is x (column), `coords[..., 1]` is y (row), normalized to
 [-1, 1].
 
@@ -30,11 +30,7 @@ import enum
 import keras
 import tensorflow as tf
 
-
-# Pixel distance, relative to the image size, within which a position counts
-# as a pixel centre: twice the float32 rounding error of a normalized
-# coordinate (half an ulp of 1, 6e-8) once scaled to pixels (size / 2).
-_SNAP_TOLERANCE = 6e-8
+from fvae_tf.warp import coordinates
 
 
 class Border(str, enum.Enum):
@@ -45,23 +41,9 @@ class Border(str, enum.Enum):
 
 
 def normalized_to_pixel(coords: tf.Tensor, size: tf.Tensor, align_corners: bool) -> tf.Tensor:
-    """Maps normalized coordinates to pixel coordinates (pixel centres at integers).
-
-    The arithmetic runs in float64, so the only error left is the float32
-    rounding of the coordinate itself, which leaves an identity coordinate a
-    hair off its pixel centre; positions that close to an integer are snapped
-    onto it (in value only: the gradient passes straight through), so identity
-    coordinates reproduce the source exactly at every size.
-    """
-    coords = tf.cast(coords, tf.float64)
-    size = tf.cast(size, tf.float64)
-    if align_corners:
-        pixel = (coords + 1.0) * (size - 1.0) / 2.0
-    else:
-        pixel = ((coords + 1.0) * size - 1.0) / 2.0
-    nearest = tf.round(pixel)
-    close = tf.abs(pixel - nearest) <= _SNAP_TOLERANCE * size
-    return pixel + tf.stop_gradient(tf.where(close, nearest - pixel, tf.zeros_like(pixel)))
+    """Maps normalized coordinates to float64 pixel coordinates, snapped onto pixel
+    centres within float32 rounding (`coordinates.to_pixels_tf`)."""
+    return coordinates.to_pixels_tf(coords, size, align_corners)
 
 
 def identity_grid(height: int, width: int, align_corners: bool = False) -> tf.Tensor:
@@ -81,6 +63,64 @@ def identity_grid(height: int, width: int, align_corners: bool = False) -> tf.Te
     return tf.stack([xs, ys], axis=-1)
 
 
+def _neighbours(coords: tf.Tensor, shape: tf.Tensor, pad: int, align_corners: bool, dtype):
+    """The 4 neighbours of every sampling point and the 1-D weights.
+
+    Args:
+      coords: [B, h, w, 2] normalized (x, y).
+      shape: int32 [4], the source's [B, H, W, C].
+      pad: pixels of zeros framing the source on each side, read by clamping.
+
+    Returns:
+      index: 4 int32 [B, h, w] tensors, for the corners (y0, x0), (y0, x1),
+        (y1, x0), (y1, x1): rows of the framed images reshaped to
+        [B * (H + 2 pad) * (W + 2 pad), C].
+      (wx0, wx1, wy0, wy1): [B, h, w] each, the 1-D bilinear weights of
+        eq. 5 from the unclamped positions: a point beyond a clamped border
+        blends copies of one edge pixel, and its coordinate gradient is 0.
+    """
+    batch, height, width = shape[0], shape[1] + 2 * pad, shape[2] + 2 * pad
+
+    def axis(normalized, size, framed_size):
+        pixel = normalized_to_pixel(normalized, size, align_corners) + pad
+        low = tf.floor(pixel)
+        w1 = tf.cast(pixel - low, dtype)
+        # Clipped in floating point first, so that far-away points cannot overflow int32.
+        low = tf.cast(tf.clip_by_value(low, -1.0, tf.cast(framed_size, low.dtype)), tf.int32)
+        return (tf.clip_by_value(low, 0, framed_size - 1),
+                tf.clip_by_value(low + 1, 0, framed_size - 1), 1.0 - w1, w1)
+
+    x0, x1, wx0, wx1 = axis(coords[..., 0], shape[2], width)
+    y0, y1, wy0, wy1 = axis(coords[..., 1], shape[1], height)
+    first = tf.reshape(tf.range(batch) * (height * width), [-1, 1, 1])
+    row0, row1 = first + y0 * width, first + y1 * width
+    return (row0 + x0, row0 + x1, row1 + x0, row1 + x1), (wx0, wx1, wy0, wy1)
+
+
+def _forward(images: tf.Tensor, coords: tf.Tensor, border: Border, align_corners: bool):
+    """The sampler's forward pass, and what its gradient reuses.
+
+    Returns:
+      out: [B, h, w, C].
+      residuals: (index, weights, values): the 4 flat index tensors and the
+        1-D weights of `_neighbours`, and the 4 neighbours' values [B, h, w, C].
+    """
+    shape = tf.shape(images)
+    # Zeros: a one-pixel frame of zeros, read by clamping into the framed image.
+    pad = 1 if border is Border.ZEROS else 0
+    framed = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) if pad else images
+    index, weights = _neighbours(coords, shape, pad, align_corners, images.dtype)
+    flat = tf.reshape(framed, [-1, shape[3]])
+    # One gather per corner: measured faster on CPU than one gather of all
+    # four stacked, with or without XLA (benchmarks/bench_sampler.py).
+    values = [tf.gather(flat, i) for i in index]
+    wx1, wy1 = weights[1][..., None], weights[3][..., None]
+    # Eq. 5 as two linear interpolations: along x, then along y.
+    top = values[0] + (values[1] - values[0]) * wx1
+    bottom = values[2] + (values[3] - values[2]) * wx1
+    return top + (bottom - top) * wy1, (index, weights, values)
+
+
 def bilinear_sample(
     images: tf.Tensor,
     coords: tf.Tensor,
@@ -89,8 +129,13 @@ def bilinear_sample(
 ) -> tf.Tensor:
     """Samples `images` at `coords` with a bilinear kernel.
 
+    The gradient (`tf.custom_gradient`) reuses the forward's flat indices,
+    weights and neighbour values: a scatter-add of the weighted upstream
+    gradient for the images, the weights' closed-form derivatives for the
+    coordinates. Compiles with XLA (`jit_compile=True`).
+
     Args:
-      images: [B, H, W, C] source images.
+      images: [B, H, W, C] source images, C known statically.
       coords: [B, h, w, 2] normalized (x, y) sampling coordinates; the output
         may have another resolution than the source.
       border: `Border.CLAMP` or `Border.ZEROS` (or their string values).
@@ -102,48 +147,35 @@ def bilinear_sample(
     border = Border(border)
     images = tf.convert_to_tensor(images)
     coords = tf.cast(tf.convert_to_tensor(coords), images.dtype)
-    if border is Border.ZEROS:
-        # Zero padding by one pixel plus clamping to the padded image reads 0
-        # for every neighbour outside the original image.
-        images = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        offset = 1.0
-    else:
-        offset = 0.0
-    shape = tf.shape(images)
-    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    src_h = tf.cast(height, images.dtype) - 2.0 * offset
-    src_w = tf.cast(width, images.dtype) - 2.0 * offset
+    channels = images.shape[-1]
 
-    x = normalized_to_pixel(coords[..., 0], src_w, align_corners) + offset
-    y = normalized_to_pixel(coords[..., 1], src_h, align_corners) + offset
-    x0 = tf.floor(x)
-    y0 = tf.floor(y)
-    # Weights come from the unclamped positions, so a point beyond the border
-    # blends two copies of the same edge pixel and its coordinate gradient is 0.
-    wx1 = tf.cast(x - x0, images.dtype)
-    wy1 = tf.cast(y - y0, images.dtype)
-    wx0 = 1.0 - wx1
-    wy0 = 1.0 - wy1
+    @tf.custom_gradient
+    def sample(images, coords):
+        out, (index, (wx0, wx1, wy0, wy1), values) = _forward(images, coords, border, align_corners)
 
-    def clamp(v, n):
-        return tf.clip_by_value(tf.cast(v, tf.int32), 0, n - 1)
+        def grad(upstream):  # [B, h, w, C]
+            shape = tf.shape(images)
+            pad = 1 if border is Border.ZEROS else 0
+            rows = shape[0] * (shape[1] + 2 * pad) * (shape[2] + 2 * pad)
+            corners = tf.stack(index, axis=-1)
+            weight = tf.stack([wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1], axis=-1)
+            # One scatter per channel: TensorFlow's CPU kernel is about twice
+            # as fast for scalar rows as for rows of C values.
+            d_framed = tf.stack([
+                tf.math.unsorted_segment_sum(weight * upstream[..., c, None], corners, rows)
+                for c in range(channels)], axis=-1)
+            d_framed = tf.reshape(d_framed, shape + [0, 2 * pad, 2 * pad, 0])
+            d_images = d_framed[:, pad:pad + shape[1], pad:pad + shape[2]]
+            a = [tf.reduce_sum(v * upstream, axis=-1) for v in values]
+            # d(pixel)/d(normalized), see normalized_to_pixel.
+            span = tf.cast(shape[1:3] - 1 if align_corners else shape[1:3], images.dtype) / 2.0
+            d_x = (wy0 * (a[1] - a[0]) + wy1 * (a[3] - a[2])) * span[1]
+            d_y = (wx0 * (a[2] - a[0]) + wx1 * (a[3] - a[1])) * span[0]
+            return d_images, tf.stack([d_x, d_y], axis=-1)
 
-    x0i, x1i = clamp(x0, width), clamp(x0 + 1.0, width)
-    y0i, y1i = clamp(y0, height), clamp(y0 + 1.0, height)
-    flat = tf.reshape(images, [batch, height * width, channels])
-    out_shape = tf.shape(coords)[:-1]
+        return out, grad
 
-    def gather(yi, xi):
-        idx = tf.reshape(yi * width + xi, [batch, -1])
-        values = tf.gather(flat, idx, batch_dims=1)
-        return tf.reshape(values, tf.concat([out_shape, [channels]], axis=0))
-
-    return (
-        gather(y0i, x0i) * (wy0 * wx0)[..., None]
-        + gather(y0i, x1i) * (wy0 * wx1)[..., None]
-        + gather(y1i, x0i) * (wy1 * wx0)[..., None]
-        + gather(y1i, x1i) * (wy1 * wx1)[..., None]
-    )
+    return sample(images, coords)
 
 
 def upsample_flow(

@@ -1,0 +1,201 @@
+"""Editing real faces against the person's own photo of the expression (London set).
+
+Each test person's neutral face is edited toward "smile" with Algorithm 1
+(factor 1, no target latent) and compared with that person's real smile:
+  * PSNR of the aligned 64 px crops;
+  * dlib's 68 landmarks, found on the high-resolution crops (the edit is
+    flow-upsampled to them; a VAE's 64 px image is resized bicubically), say
+    whether the face now smiles like that person: mouth width and the mouth
+    corners' lift above the lip centre, each per inter-ocular distance, and
+    their errors against the real smile; the share of the neutral-to-real
+    distance of the 20 mouth landmarks that the edit closes, after a
+    similarity fit on eyes and nose (1: the real smile's mouth, 0: no
+    change, < 0: further away); lip thickness per inter-ocular distance (a
+    warp that only swells the lips is not a smile);
+  * identity: the Euclidean distance between dlib face embeddings
+    (`dlib_face_recognition_resnet_model_v1` of face-recognition-models) of
+    the edit and the source (dlib calls < 0.6 the same person).
+Methods: FVAE, the average-flow edit, each VAE's edit, no motion, the real
+smile itself (its own measures, for reference) and "mean landmark motion":
+the source's landmarks moved by the training people's mean neutral-to-smile
+landmark displacement (landmarks only, no image).
+
+Landmarks here are pixels of the high-resolution crop, (x, y), dlib order.
+"""
+
+import functools
+import importlib.util
+import math
+import pathlib
+
+import dlib
+import numpy as np
+import tensorflow as tf
+
+from fvae_tf import metrics, viz
+from fvae_tf.data import alignment
+from fvae_tf.edit import editing, upsampling
+from fvae_tf.eval import baselines, table1
+from fvae_tf.eval.data import Pairs
+from fvae_tf.eval.models import Models
+from fvae_tf.eval.scores import Scores
+from fvae_tf.warp import flow_upsampling
+
+MOUTH = list(range(48, 68))
+EYES_AND_NOSE = list(range(27, 48))
+REAL_SMILE = "real smile"
+MEAN_LANDMARK_MOTION = "mean landmark motion (training people)"
+
+
+@functools.cache
+def _recognizer() -> "dlib.face_recognition_model_v1":
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("face-recognition-models is not installed")
+    models = pathlib.Path(spec.submodule_search_locations[0]) / "models"
+    return dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+
+
+def read_face(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The largest face's landmarks [68, 2] and embedding [128]; None when dlib finds no face.
+
+    Args:
+      image: uint8 [H, W, 3] RGB.
+    """
+    faces = alignment.detect_faces(image)
+    if not faces:
+        return None
+    face = faces[0]
+    shape = dlib.full_object_detection(dlib.rectangle(*face.box),
+                                       [dlib.point(round(x), round(y)) for x, y in face.landmarks])
+    return face.landmarks, np.asarray(_recognizer().compute_face_descriptor(image, shape))
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the two eye centres (mean of points 36-41 and 42-47)."""
+    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+
+
+def mouth_measures(landmarks: np.ndarray) -> dict[str, float]:
+    """Mouth width (48-54), corner lift and lip thickness, each per inter-ocular distance.
+
+    Corner lift: how far the corners (48, 54) sit above the centre of the lips
+    (51, 57, 62, 66); image y points down, so a smile's lift is positive.
+    Lip thickness: upper (51-62) plus lower (66-57) lip height.
+    """
+    eyes = interocular(landmarks)
+    centre_y = landmarks[[51, 57, 62, 66], 1].mean()
+    return {
+        "mouth_width": float(np.linalg.norm(landmarks[54] - landmarks[48])) / eyes,
+        "corner_lift": float(centre_y - landmarks[[48, 54], 1].mean()) / eyes,
+        "lip_thickness": float(np.linalg.norm(landmarks[62] - landmarks[51])
+                               + np.linalg.norm(landmarks[57] - landmarks[66])) / eyes,
+    }
+
+
+def closed_share(neutral: np.ndarray, edited: np.ndarray, real: np.ndarray) -> float:
+    """Share of the neutral-to-real mouth-landmark distance that the edit closes.
+
+    Each face is first mapped onto the real smile's landmarks by a similarity
+    fitted on the eyes and nose, so head motion does not count. NaN when the
+    neutral and real mouths coincide.
+    """
+    def mouth_on_real(points):
+        transform = alignment.fit_similarity(points[EYES_AND_NOSE], real[EYES_AND_NOSE])
+        return alignment.transform_points(transform, points[MOUTH])
+
+    before = np.linalg.norm(mouth_on_real(neutral) - real[MOUTH], axis=1).mean()
+    after = np.linalg.norm(mouth_on_real(edited) - real[MOUTH], axis=1).mean()
+    return 1.0 - after / before if before > 0 else math.nan
+
+
+def _mean_landmark_motion(train: Pairs | None) -> np.ndarray | None:
+    """Mean neutral-to-smile displacement of the stored landmarks, normalized crop units."""
+    if train is None:
+        return None
+    chosen = (train.source_expression == "neutral") & (train.target_expression == "smile")
+    if not chosen.any():
+        return None
+    return (train.target_landmarks[chosen] - train.source_landmarks[chosen]).mean(axis=0)
+
+
+def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None
+           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every method's edit of the sources: (64 px outputs, high-resolution outputs)."""
+    low, high = {}, {}
+    size = tuple(pairs.source_hr.shape[1:3])
+    source, source_hr = pairs.source, pairs.source_hr
+    if models.fvae_stats is not None:
+        edit = editing.edit(models.fvae, source, models.fvae_stats.direction("neutral", "smile"),
+                            [1.0])
+        low[table1.FVAE] = edit.warped.numpy()[0]
+        high[table1.FVAE] = flow_upsampling.warp(source_hr, edit.coords[0]).numpy()
+    if average is not None and "neutral->smile" in average.counts:
+        coords = np.repeat(average.coords("neutral", "smile")[None], len(source), axis=0)
+        low[table1.AVERAGE_FLOW] = baselines.warp(source, coords)
+        high[table1.AVERAGE_FLOW] = flow_upsampling.warp(source_hr, coords).numpy()
+    for name, vae in models.vaes.items():
+        if name in models.vae_stats:
+            direction = models.vae_stats[name].direction("neutral", "smile")
+            z = editing.edit_latents(vae.encode(source), direction, [1.0])[0]
+            low[name] = vae.generate(tf.constant(source), z).numpy()
+            high[name] = upsampling.resize_pixels(low[name], size,
+                                                  tf.image.ResizeMethod.BICUBIC).numpy()
+    low[table1.NO_MOTION], high[table1.NO_MOTION] = source, source_hr
+    low[REAL_SMILE], high[REAL_SMILE] = pairs.target, pairs.target_hr
+    return low, high
+
+
+def run_real_editing(models: Models, pairs: Pairs, train: Pairs | None,
+                     average: baselines.AverageFlow | None,
+                     progress: table1.Progress | None = None) -> tuple[dict, dict]:
+    """The real-face editing block on the split's neutral -> smile pairs.
+
+    Args:
+      pairs: the split's pairs, read with_hr.
+      train: training pairs (their stored landmarks give the mean landmark motion).
+      progress: called as progress(done, total) after each person.
+
+    Returns:
+      ({"rows": method -> means, "faces_found": method -> share, "people": n},
+      examples method -> the first high-resolution outputs).
+    """
+    chosen = (pairs.source_expression == "neutral") & (pairs.target_expression == "smile")
+    pairs = pairs.subset(chosen)
+    if not len(pairs):
+        return {"rows": {}, "faces_found": {}, "people": 0}, {}
+    low, high = _edits(models, pairs, average)
+    motion = _mean_landmark_motion(train)
+    scale = pairs.source_hr.shape[1] / 2.0  # normalized crop units -> high-resolution pixels
+    table, found = Scores(), {name: 0 for name in high}
+    for i in range(len(pairs)):
+        source_face = read_face(viz.to_uint8(pairs.source_hr[i]))
+        real_face = read_face(viz.to_uint8(pairs.target_hr[i]))
+        for name in high:
+            values = {} if name == REAL_SMILE else {"psnr": metrics.psnr(low[name][i],
+                                                                         pairs.target[i])}
+            face = read_face(viz.to_uint8(high[name][i]))
+            found[name] += face is not None
+            if face is not None and source_face is not None and real_face is not None:
+                values.update(_landmark_scores(face[0], source_face[0], real_face[0]))
+                values["identity_distance"] = float(np.linalg.norm(face[1] - source_face[1]))
+            table.add(name, values)
+        if motion is not None and source_face is not None and real_face is not None:
+            moved = source_face[0] + motion * scale
+            table.add(MEAN_LANDMARK_MOTION, _landmark_scores(moved, source_face[0], real_face[0]))
+        if progress is not None:
+            progress(i + 1, len(pairs))
+    examples = {name: images[:4] for name, images in high.items()}
+    return ({"rows": table.summary(), "people": len(pairs),
+             "faces_found": {name: count / len(pairs) for name, count in found.items()}},
+            examples)
+
+
+def _landmark_scores(landmarks: np.ndarray, neutral: np.ndarray, real: np.ndarray
+                     ) -> dict[str, float]:
+    values = mouth_measures(landmarks)
+    target = mouth_measures(real)
+    values["width_error"] = abs(values["mouth_width"] - target["mouth_width"])
+    values["lift_error"] = abs(values["corner_lift"] - target["corner_lift"])
+    values["closed_share"] = closed_share(neutral, landmarks, real)
+    return values

@@ -1,0 +1,207 @@
+"""Evaluation metrics and baselines against independent answers (no trained model)."""
+
+import cv2
+import numpy as np
+import pytest
+import skimage.metrics
+import tensorflow as tf
+
+from fvae_tf import metrics
+from fvae_tf.eval import baselines, demo_report, optical_flow, report, scores
+from fvae_tf.model import config as config_lib
+from fvae_tf.model import fvae as fvae_lib
+
+SIZE = 64
+SHIFT = 3  # pixels
+
+
+def _texture(seed: int = 0, size: int = SIZE + 2 * 8) -> np.ndarray:
+    """A smooth random colour texture, uint8 [size, size, 3]."""
+    coarse = np.random.default_rng(seed).uniform(0, 255, (10, 10, 3)).astype(np.float32)
+    return np.clip(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC),
+                   0, 255).astype(np.uint8)
+
+
+def _shifted_pair() -> tuple[np.ndarray, np.ndarray]:
+    """(target, source) uint8 crops with target(p) = source(p - (SHIFT, 0))."""
+    texture = _texture()
+    return texture[8:8 + SIZE, 8:8 + SIZE], texture[8:8 + SIZE, 8 + SHIFT:8 + SHIFT + SIZE]
+
+
+def _float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 127.5 - 1.0
+
+
+def test_psnr_and_ssim_match_skimage():
+    rng = np.random.default_rng(1)
+    a = _float(_texture(1))[:SIZE, :SIZE].astype(np.float64)
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), -1, 1)
+    values = scores.image_scores(a, b)
+    assert values["psnr"] == pytest.approx(
+        skimage.metrics.peak_signal_noise_ratio(b, a, data_range=2.0), rel=1e-9)
+    assert values["ssim"] == pytest.approx(skimage.metrics.structural_similarity(
+        a, b, data_range=2.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False), abs=1e-6)
+    assert values["l1"] == pytest.approx(np.abs(a - b).mean())
+    assert values["sharpness"] == pytest.approx(
+        metrics.gradient_energy(a) / metrics.gradient_energy(b))
+    assert values["sharpness"] < 0.5  # the smooth texture has less than its noisy copy
+
+
+def test_endpoint_error_by_hand():
+    truth = baselines.identity_coords(4, 4)
+    # A field 1 px off in x everywhere (2 / W normalized), 2 px off on one pixel.
+    coords = truth.copy()
+    coords[..., 0] += 2.0 / 4
+    coords[0, 0, 0] += 2.0 / 4
+    # The truth moves one pixel by 3 px (moving), the rest stay (below 1 px).
+    moved = truth.copy()
+    moved[1, 1, 0] += 3 * 2.0 / 4
+    visibility = np.ones((4, 4))
+    values = scores.flow_scores(coords, truth, visibility)
+    assert values["epe_visible"] == pytest.approx((15 * 1 + 2) / 16)
+    assert np.isnan(values["epe_moving"])  # nothing moves in `truth`
+    values = scores.flow_scores(coords, moved, visibility)
+    assert values["epe_moving"] == pytest.approx(2.0)  # |1 - 3| at the one moving pixel
+    visibility[1, 1] = 0
+    assert np.isnan(scores.flow_scores(coords, moved, visibility)["epe_moving"])
+
+
+def test_roc_auc_by_hand():
+    # Positives 0.35, 0.8; negatives 0.1, 0.4: 3 of 4 positive-negative pairs ordered.
+    assert metrics.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert metrics.roc_auc([0.5, 0.5, 0.5], [0, 1, 1]) == 0.5  # ties count one half
+    assert metrics.roc_auc(np.array([[0.0, 1.0], [0.2, 0.9]]), np.array([[0, 1], [0, 1]])) == 1.0
+    assert metrics.roc_auc([0.9, 0.1], [0, 1]) == 0.0
+    with pytest.raises(ValueError, match="positives and negatives"):
+        metrics.roc_auc([0.1, 0.2], [1, 1])
+
+
+@pytest.mark.parametrize("method", list(optical_flow.FlowMethod))
+def test_optical_flows_recover_a_shift(method):
+    target, source = _shifted_pair()
+    flow = optical_flow.pixel_flow(method, target, source)
+    inner = flow[8:-8, 8:-8]
+    np.testing.assert_allclose(np.median(inner, axis=(0, 1)), [-SHIFT, 0.0], atol=0.05)
+    # As sampling coordinates, the flow warps the source onto the target.
+    coords = optical_flow.flow_to_coords(flow)
+    warped = baselines.warp(_float(source)[None], coords[None])[0]
+    error = np.abs(warped - _float(target))[8:-8, 8:-8].mean()
+    assert error < 0.1 * np.abs(_float(source) - _float(target))[8:-8, 8:-8].mean()
+
+
+def test_sparse_to_dense_is_deterministic_and_finite_in_workers():
+    target, source = _shifted_pair()
+    other_target, other_source = _texture(3)[:SIZE, :SIZE], _texture(3)[4:4 + SIZE, 2:2 + SIZE]
+    jobs = [(optical_flow.FlowMethod.SPARSE_TO_DENSE.value, t, s)
+            for t, s in ((target, source), (other_target, other_source))] * 2
+    first = optical_flow.flows_in_processes(jobs, num_workers=2)
+    second = optical_flow.flows_in_processes(jobs, num_workers=1)
+    for a, b in zip(first, second):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first[0], first[2])  # the same pair in another worker
+
+
+def test_flow_coordinates_round_trip():
+    flow = np.random.default_rng(2).normal(0, 2, (SIZE, 48, 2)).astype(np.float32)
+    np.testing.assert_allclose(optical_flow.coords_to_flow(optical_flow.flow_to_coords(flow)),
+                               flow, atol=1e-5)
+    np.testing.assert_allclose(optical_flow.flow_to_coords(np.zeros((4, 4, 2))),
+                               baselines.identity_coords(4, 4), atol=1e-7)
+
+
+def test_average_flow_recovers_a_shift_and_scales_with_the_factor():
+    target, source = _shifted_pair()
+    coords = optical_flow.flows_in_processes(
+        [(optical_flow.FlowMethod.SPARSE_TO_DENSE.value, target, source)] * 2
+        + [(optical_flow.FlowMethod.SPARSE_TO_DENSE.value, source, source)], num_workers=1)
+    average = baselines.average_flow(coords, ["neutral", "neutral", "smile"],
+                                     ["smile", "smile", "neutral"])
+    assert average.counts == {"neutral->smile": 2, "smile->neutral": 1}
+    shift = optical_flow.coords_to_flow(average.coords("neutral", "smile"))[8:-8, 8:-8]
+    np.testing.assert_allclose(np.median(shift, axis=(0, 1)), [-SHIFT, 0], atol=0.05)
+    half = optical_flow.coords_to_flow(average.coords("neutral", "smile", 0.5))[8:-8, 8:-8]
+    np.testing.assert_allclose(half, 0.5 * shift, atol=1e-4)
+    np.testing.assert_allclose(average.coords("smile", "neutral"),
+                               baselines.identity_coords(SIZE, SIZE), atol=1e-3)
+    with pytest.raises(KeyError):
+        average.coords("neutral", "scream")
+
+
+def test_mesh_morph_of_identical_landmarks_is_the_cross_fade():
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    landmarks = rng.uniform(-0.8, 0.8, (68, 2))
+    for alpha in (0.0, 0.3, 1.0):
+        np.testing.assert_allclose(baselines.mesh_morph(a, b, landmarks, landmarks, alpha),
+                                   baselines.cross_fade(a, b, alpha), atol=1e-5)
+
+
+def test_mesh_warp_moves_a_shifted_face():
+    target, source = _shifted_pair()
+    landmarks = np.random.default_rng(5).uniform(-0.6, 0.6, (68, 2))
+    moved = landmarks + [2.0 * SHIFT / SIZE, 0.0]  # where the source's features are in the target
+    warped = baselines.mesh_warp(_float(source), landmarks, moved)
+    inner = (slice(20, 44), slice(20, 44))
+    assert np.abs(warped - _float(target))[inner].mean() < 0.02
+
+
+def test_interpolations_return_their_ends():
+    target, source = _shifted_pair()
+    a, b = _float(target), _float(source)
+    landmarks = np.random.default_rng(6).uniform(-0.8, 0.8, (2, 68, 2))
+    coords = optical_flow.flow_to_coords(optical_flow.pixel_flow("dis", target, source))
+    for alpha, end in ((0.0, a), (1.0, b)):
+        np.testing.assert_allclose(baselines.cross_fade(a, b, alpha), end)
+        np.testing.assert_allclose(baselines.mesh_morph(a, b, *landmarks, alpha), end, atol=1e-5)
+        np.testing.assert_allclose(baselines.flow_interpolation(a, b, coords, alpha), end,
+                                   atol=1e-5)
+    # Half way along the 3 px shift, the frame is the texture shifted by 1.5 px.
+    half = baselines.flow_interpolation(a, b, coords, 0.5)
+    texture = _float(_texture())
+    shifted = 0.5 * (texture[8:8 + SIZE, 9:9 + SIZE] + texture[8:8 + SIZE, 10:10 + SIZE])
+    assert np.abs(half - shifted)[8:-8, 8:-8].mean() < np.abs(a - b)[8:-8, 8:-8].mean() / 5
+
+
+@pytest.mark.parametrize("decoder", ["z_only", "source_unet"])
+def test_vae_decoders(decoder):
+    config = config_lib.get_config("tiny", vae_decoder=decoder)
+    vae = fvae_lib.VAE(config)
+    vae.build_for_inference()
+    z = tf.random.stateless_normal([2, config.latent_dim], seed=[0, 1])
+    source = tf.random.stateless_uniform([2, SIZE, SIZE, 3], seed=[0, 2], minval=-1)
+    change = np.abs(vae.generate(source, z) - vae.generate(0.3 * source, z)).max()
+    assert (change == 0.0) == (decoder == "z_only")  # the paper's VAE ignores the source
+    with pytest.raises(ValueError, match="vae_decoder must be one of z_only, source_unet"):
+        config_lib.get_config("tiny", vae_decoder="unet")
+
+
+def test_tables_on_fixed_inputs():
+    rows = {"FVAE": {"psnr": 20.0, "ssim": 0.5, "n": 3, "epe_moving": float("nan")},
+            "no motion": {"psnr": 18.25, "ssim": 0.25, "n": 3}}
+    assert report.table(rows, {"paper": {"FVAE": "18.14"}}) == "\n".join([
+        "| method | PSNR dB | paper | SSIM | EPE moving px | n |",
+        "|---|---|---|---|---|---|",
+        "| FVAE | 20.00 | 18.14 | 0.500 | - | 3 |",
+        "| no motion | 18.25 |  | 0.250 | - | 3 |"])
+    by_step = {"25%": {"FVAE": {"psnr": 30.0}}, "50%": {"FVAE": {"psnr": 28.5},
+                                                        "VAE": {"psnr": 27.0}}}
+    assert report.step_table(by_step, "psnr") == "\n".join([
+        "| method | 25% | 50% |", "|---|---|---|", "| FVAE | 30.00 | 28.50 |",
+        "| VAE | - | 27.00 |"])
+    checks = dict((text, holds) for text, holds, _ in report.orderings({"table1": {
+        "FVAE": {"psnr": 20.0, "sharpness": 0.9}, "VAE (z only, paper)": {"psnr": 22.0,
+                                                                          "sharpness": 0.4},
+        "optical flow: DIS": {"psnr": 21.0}}}))
+    assert checks == {"Table 1: the VAE has the highest PSNR": True,
+                      "FVAE is sharper than the VAE": True,
+                      "FVAE above optical flow (PSNR)": False}
+
+
+def test_markdown_to_html_on_fixed_input():
+    text = "# Title\n\nSome **bold** text.\n\n| a | b |\n|---|---|\n| 1 | <2> |\n\n- one\n- two"
+    assert demo_report.markdown_to_html(text) == "\n".join([
+        "<h2>Title</h2>", "<p>Some bold text.</p>",
+        "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>&lt;2&gt;</td></tr></table>",
+        "<li>one</li>", "<li>two</li>"])
