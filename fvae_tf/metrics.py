@@ -74,17 +74,21 @@ def _gaussian_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return img
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
+def ssim(a: np.ndarray, b: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> float:
     """Structural similarity (Wang et al. 2004) with an 11x11 Gaussian window, sigma 1.5.
 
-    Local means, variances (population) and covariance come from the Gaussian
-    window; the SSIM map is averaged over the pixels whose window lies inside
-    the image (the 5-pixel border is excluded, as in skimage), then over
-    channels, then over the batch.
+    SSIM's luminance term (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1) is not
+    shift-invariant: it is defined on non-negative intensities. Images are
+    therefore shifted so `value_range` starts at 0 (our [-1, 1] becomes
+    [0, 2]), which gives the same number as the usual SSIM of the uint8 images
+    (skimage, data_range 255). Local means, variances (population) and
+    covariance come from the Gaussian window; the SSIM map is averaged over
+    the pixels whose window lies inside the image (the 5-pixel border is
+    excluded, as in skimage), then over channels, then over the batch.
 
     Args:
       a, b: images of equal shape, each side at least 11 pixels.
-      data_range: max minus min of the value range (2.0 for [-1, 1]).
+      value_range: (low, high) of the images' intensities.
 
     Returns:
       Mean SSIM; 1.0 for identical images.
@@ -93,6 +97,8 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
       ValueError: if shapes differ or an image is smaller than the window.
     """
     a, b = _pair(a, b)
+    low, high = value_range
+    a, b, data_range = a - low, b - low, high - low
     size = 2 * _SSIM_RADIUS + 1
     if min(a.shape[1:3]) < size:
         raise ValueError(f"SSIM needs images of at least {size}x{size}, got {a.shape[1:3]}")

@@ -1,5 +1,7 @@
 """Evaluation metrics and baselines against independent answers (no trained model)."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -39,13 +41,23 @@ def test_psnr_and_ssim_match_skimage():
     values = scores.image_scores(a, b)
     assert values["psnr"] == pytest.approx(
         skimage.metrics.peak_signal_noise_ratio(b, a, data_range=2.0), rel=1e-9)
+    # SSIM of the intensities shifted to [0, 2], as SSIM of uint8 images would be.
     assert values["ssim"] == pytest.approx(skimage.metrics.structural_similarity(
-        a, b, data_range=2.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+        a + 1, b + 1, data_range=2.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
         use_sample_covariance=False), abs=1e-6)
     assert values["l1"] == pytest.approx(np.abs(a - b).mean())
     assert values["sharpness"] == pytest.approx(
         metrics.gradient_energy(a) / metrics.gradient_energy(b))
     assert values["sharpness"] < 0.5  # the smooth texture has less than its noisy copy
+
+
+def test_scores_mean_and_percentile_skip_undefined_values():
+    table = scores.Scores()
+    for value in (0.1, math.nan, 0.5, 0.3, 0.2):
+        table.add("m", {"d": value})
+    assert table.summary()["m"] == {"d": pytest.approx(0.275), "n": 5}
+    assert table.percentile("m", "d", 90) == pytest.approx(np.percentile([0.1, 0.5, 0.3, 0.2], 90))
+    assert math.isnan(table.percentile("m", "missing", 90))
 
 
 def test_endpoint_error_by_hand():

@@ -67,7 +67,7 @@ def test_ssim_matches_skimage_random(shape):
         expected = structural_similarity(a, b, channel_axis=-1, **kwargs)
     else:
         expected = structural_similarity(a, b, **kwargs)
-    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-5)
+    assert metrics.ssim(a, b, value_range=(0.0, 2.0)) == pytest.approx(expected, abs=1e-5)
 
 
 def test_ssim_matches_skimage_structured_batch():
@@ -77,9 +77,25 @@ def test_ssim_matches_skimage_structured_batch():
     kwargs = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                   channel_axis=-1, data_range=2.0)
     expected = [structural_similarity(clean, other, **kwargs) for other in (blurred, shifted)]
-    assert metrics.ssim(clean, blurred) == pytest.approx(expected[0], abs=1e-5)
-    batch = metrics.ssim(np.stack([clean, clean]), np.stack([blurred, shifted]))
+    assert metrics.ssim(clean, blurred, value_range=(0.0, 2.0)) == pytest.approx(expected[0],
+                                                                                 abs=1e-5)
+    batch = metrics.ssim(np.stack([clean, clean]), np.stack([blurred, shifted]),
+                         value_range=(0.0, 2.0))
     assert batch == pytest.approx(np.mean(expected), abs=1e-5)
+
+
+def test_ssim_of_minus_one_to_one_images_is_the_uint8_ssim():
+    """[-1, 1] images score as their uint8 versions do (SSIM is not shift-invariant)."""
+    clean = np.clip(_structured(), -1, 1)
+    shifted = np.roll(clean, 2, axis=1)
+    to_uint8 = lambda x: np.round((x + 1) * 127.5).astype(np.uint8)
+    expected = structural_similarity(to_uint8(clean), to_uint8(shifted), channel_axis=-1,
+                                     gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    quantized = lambda x: to_uint8(x) / 127.5 - 1.0
+    assert metrics.ssim(quantized(clean), quantized(shifted)) == pytest.approx(expected, abs=1e-5)
+    unshifted = metrics.ssim(quantized(clean), quantized(shifted), value_range=(0.0, 2.0))
+    assert abs(unshifted - expected) > 1e-3
 
 
 def test_ssim_identical_is_one_and_small_images_rejected():

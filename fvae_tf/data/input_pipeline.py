@@ -25,6 +25,7 @@ import pathlib
 
 import tensorflow as tf
 
+from fvae_tf.data import jitter as jitter_lib
 from fvae_tf.data import records
 from fvae_tf.face_template import MIRROR_PERMUTATION
 
@@ -109,6 +110,7 @@ def make_dataset(
     seed: int = 0,
     repeat: bool = True,
     with_hr: bool = False,
+    jitter: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of decoded pairs from a dataset directory.
 
@@ -123,6 +125,8 @@ def make_dataset(
         last partial batch of each pass is dropped). Without it, one pass
         over every pair, the last batch possibly smaller.
       with_hr: also decode the high-resolution crops.
+      jitter: size of a random similarity applied to each pair
+        (`fvae_tf.data.jitter`; not in the paper); 0: none.
 
     Returns:
       A dataset of dicts:
@@ -158,10 +162,12 @@ def make_dataset(
 
     def prepare(index, serialized):
         example = decode(serialized)
-        if not flip:
-            return example
-        coin = tf.random.stateless_uniform([], seed=tf.stack([tf.constant(seed, tf.int64), index]))
-        return tf.cond(coin < 0.5, lambda: flip_pair(example), lambda: example)
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        if flip:
+            coin = tf.random.stateless_uniform([], seed=key)
+            example = tf.cond(coin < 0.5, lambda: flip_pair(example), lambda: example)
+        return jitter_lib.jitter_pair(example, jitter,
+                                      tf.random.experimental.stateless_fold_in(key, 1))
 
     ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

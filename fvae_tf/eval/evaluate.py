@@ -174,16 +174,16 @@ def evaluate(config: EvalConfig, progress: StageReport | None = None) -> dict:
         return None if progress is None else functools.partial(progress, name)
 
     start = time.monotonic()
-    average = None
+    averages = {}
     if train is not None:
-        average = table1.training_average_flow(train, config.num_workers)
-        results["average_flow_pairs"] = average.counts
+        averages = table1.training_average_flows(train, config.num_workers)
+        results["average_flow_pairs"] = averages[table1.AVERAGE_FLOW].counts
         timed("average_flow", start)
     if Block.TABLE1 in blocks:
         start = time.monotonic()
         flows = table1.optical_flows(pairs, config.num_workers)
         block, examples = table1.run_table1(
-            models, pairs, split_pairs, average, flows, config.batch_size, config.num_examples,
+            models, pairs, split_pairs, averages, flows, config.batch_size, config.num_examples,
             stage("table 1"))
         results.update(block)
         grids["table1"] = {"source": pairs.source[:config.num_examples],
@@ -199,7 +199,7 @@ def evaluate(config: EvalConfig, progress: StageReport | None = None) -> dict:
         timed("upsampling", start)
     if Block.EDITING in blocks:
         start = time.monotonic()
-        results["editing"], grids["editing"] = graded.run_editing(models, series, average,
+        results["editing"], grids["editing"] = graded.run_editing(models, series, averages,
                                                                   stage("editing"))
         timed("editing", start)
     if Block.INTERPOLATION in blocks:
@@ -211,7 +211,7 @@ def evaluate(config: EvalConfig, progress: StageReport | None = None) -> dict:
         start = time.monotonic()
         hr_pairs = data.read_pairs(config.dataset_dir, config.split, with_hr=True)
         results["real_editing"], grids["real_editing"] = real_faces.run_real_editing(
-            models, hr_pairs, train, average, stage("real editing"))
+            models, hr_pairs, train, averages.get(table1.AVERAGE_FLOW), stage("real editing"))
         timed("real_editing", start)
 
     results = _plain(results)

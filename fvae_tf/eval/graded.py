@@ -7,7 +7,8 @@ the true neutral-to-frame correspondence.
 Editing: from the neutral face alone (no target latent), factor = p:
   * FVAE: `S(x, D(z_x + p d, x))`, d = mean z(expression) - mean z(neutral)
     over the training images (`editing.edit`);
-  * average flow: p times the mean neutral->expression displacement;
+  * average flow: p times the mean neutral->expression displacement (of
+    SparseToDense flows; and of the true flows, an oracle);
   * each VAE: its decoder's image for `z_x + p d` (its own statistics);
   * no motion.
 Scores against the true rendering at p: PSNR, SSIM, sharpness, and for the
@@ -46,7 +47,7 @@ def _by_step(steps: dict[str, Scores]) -> dict[str, dict]:
 
 
 def run_editing(models: Models, series: list[GradedSeries],
-                average: baselines.AverageFlow | None,
+                averages: dict[str, baselines.AverageFlow],
                 progress: table1.Progress | None = None) -> tuple[dict, dict]:
     """Algorithm 1 from each series' neutral face, scored at every intensity.
 
@@ -68,9 +69,10 @@ def run_editing(models: Models, series: list[GradedSeries],
             fields[table1.FVAE] = editing.edit(fvae, item.neutral[None], direction,
                                                factors).coords.numpy()[:, 0]
         key = f"neutral->{item.expression}"
-        if average is not None and key in average.counts:
-            fields[table1.AVERAGE_FLOW] = np.stack(
-                [average.coords("neutral", item.expression, f) for f in factors])
+        for name, average in averages.items():
+            if key in average.counts:
+                fields[name] = np.stack(
+                    [average.coords("neutral", item.expression, f) for f in factors])
         fields[table1.NO_MOTION] = np.broadcast_to(
             baselines.identity_coords(*item.neutral.shape[:2]), (count, *item.coords.shape[1:]))
         outputs = {name: baselines.warp(neutral, field) for name, field in fields.items()}

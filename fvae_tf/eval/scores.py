@@ -60,6 +60,11 @@ class Scores:
         for name, value in values.items():
             self.values[method][name].append(float(value))
 
+    def percentile(self, method: str, name: str, q: float) -> float:
+        """The q-th percentile of `method`'s finite `name` values; NaN when there are none."""
+        finite = [v for v in self.values[method].get(name, []) if math.isfinite(v)]
+        return float(np.percentile(finite, q)) if finite else math.nan
+
     def summary(self) -> dict[str, dict[str, float]]:
         """method -> {metric: mean over the images where it is defined, "n": images}."""
         out = {}

@@ -12,7 +12,9 @@ against the target for
   * optical flow from the true target to the source (`optical_flow`), the
     source warped by it: SparseToDense (EpicFlow-style), DeepFlow, DIS;
   * the average flow of the pair's (source, target) expressions over the
-    training identities (`baselines.AverageFlow`);
+    training identities (`baselines.AverageFlow`) of SparseToDense flows and,
+    on synthetic faces, of the true flows (an oracle: it knows the training
+    people's exact motion);
   * no motion (the source itself).
 On synthetic faces every field is also scored against the true one
 (end-point error over visible and over moving pixels).
@@ -45,6 +47,7 @@ from fvae_tf.warp import flow_upsampling
 FVAE = "FVAE"
 FVAE_CONFIDENCE = "FVAE with confidence"
 AVERAGE_FLOW = "average flow"
+TRUE_AVERAGE_FLOW = "average true flow (oracle)"
 NO_MOTION = "no motion"
 OPTICAL_FLOW_NAMES = {
     optical_flow.FlowMethod.SPARSE_TO_DENSE: "optical flow: SparseToDense (EpicFlow-style)",
@@ -74,14 +77,22 @@ def optical_flows(pairs: Pairs, num_workers: int) -> dict[str, np.ndarray]:
             for k, name in enumerate(OPTICAL_FLOW_NAMES.values())}
 
 
-def training_average_flow(train: Pairs, num_workers: int) -> baselines.AverageFlow:
-    """The average-flow baseline: SparseToDense flows of training pairs, per expression pair."""
+def training_average_flows(train: Pairs, num_workers: int) -> dict[str, baselines.AverageFlow]:
+    """The average-flow baselines per expression pair over the training pairs.
+
+    Returns:
+      AVERAGE_FLOW: of SparseToDense flows (what real data allows); and, when
+      the pairs have ground truth, TRUE_AVERAGE_FLOW: of the true flows.
+    """
     sources, targets = viz.to_uint8(train.source), viz.to_uint8(train.target)
     method = optical_flow.FlowMethod.SPARSE_TO_DENSE.value
-    coords = optical_flow.flows_in_processes(
-        [(method, targets[i], sources[i]) for i in range(len(train))], num_workers)
-    return baselines.average_flow(coords, list(train.source_expression),
-                                  list(train.target_expression))
+    fields = {AVERAGE_FLOW: optical_flow.flows_in_processes(
+        [(method, targets[i], sources[i]) for i in range(len(train))], num_workers)}
+    if train.gt_coords is not None:
+        fields[TRUE_AVERAGE_FLOW] = list(train.gt_coords)
+    return {name: baselines.average_flow(coords, list(train.source_expression),
+                                         list(train.target_expression))
+            for name, coords in fields.items()}
 
 
 def _auc(scores: list[np.ndarray], positives: list[np.ndarray]) -> float:
@@ -92,7 +103,7 @@ def _auc(scores: list[np.ndarray], positives: list[np.ndarray]) -> float:
 
 
 def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
-               average: baselines.AverageFlow | None, flows: dict[str, np.ndarray],
+               averages: dict[str, baselines.AverageFlow], flows: dict[str, np.ndarray],
                batch_size: int, num_examples: int,
                progress: Progress | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """Table 1 and the confidence block on `pairs`.
@@ -101,7 +112,7 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
       models: the runs to compare.
       pairs: the evaluated pairs.
       split_pairs: every pair of the split (the other sources of a target).
-      average: the average-flow baseline; None leaves its row out.
+      averages: row name -> average-flow baseline (`training_average_flows`).
       flows: `optical_flows(pairs)`.
       batch_size: pairs per forward pass.
       num_examples: outputs of the first pairs kept for the image grid.
@@ -120,8 +131,8 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
         source, target = pairs.source[rows], pairs.target[rows]
         fields = {FVAE: fvae.decode_flow(fvae.encode(target), source).numpy()}
         fields.update({name: flow[rows] for name, flow in flows.items()})
-        if average is not None:
-            fields[AVERAGE_FLOW] = np.stack([
+        for name, average in averages.items():
+            fields[name] = np.stack([
                 average.coords(s, t) if f"{s}->{t}" in average.counts else identity + math.nan
                 for s, t in zip(pairs.source_expression[rows], pairs.target_expression[rows])])
         fields[NO_MOTION] = np.broadcast_to(identity, (len(source), *identity.shape))

@@ -9,6 +9,7 @@ import dataclasses
 PHOTOMETRIC = ("l1", "ssim_l1", "census")  # `fvae_tf.model.losses.Photometric` values
 FLOW_HEADS = ("atanh", "residual")
 VAE_DECODERS = ("z_only", "source_unet")  # `vae_decoder` values
+LR_SCHEDULES = ("constant", "cosine")  # `lr_schedule` values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +42,11 @@ class FVAEConfig:
     flow_supervision: float = 0.0  # weight of EPE on ground-truth flow (synthetic only); 0: off
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
     jit_compile: bool = False  # compile the training step with XLA
+    geometric_jitter: float = 0.0  # one random similarity per training pair (data/jitter.py)
     # --- training (5.4) ---
     learning_rate: float = 2e-4  # Adam (paper value lost)
     adam_beta1: float = 0.5  # Adam beta1 (paper value lost)
+    lr_schedule: str = "constant"  # "constant" | "cosine": decay to 1/20 over num_steps
     batch_size: int = 64  # mini-batch (paper value lost)
     clip_value: float = 1.0  # gradient clipping by value (paper value lost)
     num_steps: int = 100_000  # upper bound; early stopping usually ends sooner
@@ -106,7 +109,7 @@ def get_config(name: str, **overrides) -> FVAEConfig:
     config = dataclasses.replace(_PRESETS[name], **overrides)
     config.num_levels  # validates the geometry early
     for field, allowed in (("photometric", PHOTOMETRIC), ("flow_head", FLOW_HEADS),
-                           ("vae_decoder", VAE_DECODERS)):
+                           ("vae_decoder", VAE_DECODERS), ("lr_schedule", LR_SCHEDULES)):
         if getattr(config, field) not in allowed:
             raise ValueError(f"{field} must be one of {', '.join(allowed)}, "
                              f"got {getattr(config, field)!r}")

@@ -194,7 +194,8 @@ def train_batches(strategy: tf.distribute.Strategy, dataset_dir: pathlib.Path,
     epoch, offset = divmod(start_step, steps_per_epoch)
     while True:
         data = input_pipeline.make_dataset(dataset_dir, "train", config.batch_size,
-                                           seed=epoch_seed(config.seed, epoch), repeat=False)
+                                           seed=epoch_seed(config.seed, epoch), repeat=False,
+                                           jitter=config.geometric_jitter)
         # take() drops the short last batch, so every epoch has steps_per_epoch steps.
         data = data.take(steps_per_epoch).skip(offset).map(evaluation.model_inputs)
         yield from strategy.experimental_distribute_dataset(data)

@@ -49,12 +49,23 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster)
 
 
+COSINE_FLOOR = 0.05  # the cosine schedule's last learning rate, as a share of the first
+
+
 def make_optimizer(config: FVAEConfig, variables: list) -> keras.optimizers.Optimizer:
     """Adam with gradient clipping by value (paper 5.4), its slots built for `variables`.
 
-    The slots must exist before a checkpoint restore can fill them.
+    `lr_schedule="cosine"` decays the learning rate along half a cosine from
+    `learning_rate` at step 0 to 1/20 of it at `num_steps` (the schedule reads
+    the optimizer's step count, which checkpoints keep, so a resumed run
+    continues on the curve). The slots must exist before a checkpoint restore
+    can fill them.
     """
-    optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.adam_beta1,
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.num_steps, alpha=COSINE_FLOOR)
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.adam_beta1,
                                       clipvalue=config.clip_value)
     optimizer.build(variables)
     return optimizer
