@@ -121,7 +121,9 @@ $(LONDON)/eval/results.json: $(LONDON)/mask/metrics.json $(LONDON)_vae/metrics.j
 london: $(LONDON)/eval/results.json
 
 # `make bench`: the sampler (against tensorflow-addons, in its own TF 2.15 venv),
-# the training step and editing latency -> benchmarks/results/*.{json,md}.
+# the training step, dataset storage and input pipeline (after the training
+# step: it compares against its demand) and editing latency
+# -> benchmarks/results/*.{json,md}.
 TFA_VENV := benchmarks/.venv_tfa
 
 $(TFA_VENV)/.installed:
@@ -132,6 +134,7 @@ $(TFA_VENV)/.installed:
 bench: $(VENV)/.installed $(TFA_VENV)/.installed
 	$(PY) -m benchmarks.bench_sampler
 	$(PY) -m benchmarks.bench_train
+	$(PY) -m benchmarks.bench_data
 	$(PY) -m benchmarks.bench_edit
 
 clean:

@@ -5,10 +5,12 @@ r"""Builds a pair dataset (TFRecord shards + manifest) from photos.
 
 Reads the source, aligns every face (or reuses `data_prep.align_faces`'
 output with --aligned_dir), splits identities train/val/test (70/10/20)
-with --seed, makes every ordered pair of two different expressions of one identity, colour-transfers
-each source to its target and writes OUT/{train,val,test}-*.tfrecord and
-OUT/manifest.json (see `fvae_tf.data.records`). The manifest is written last: an
-interrupted build leaves no dataset a reader would accept.
+with --seed, stores each aligned image once (OUT/{split}-images-*.tfrecord),
+makes every ordered pair of two different expressions of one identity
+(OUT/{split}-pairs-*.tfrecord, indices into the images) and writes
+OUT/manifest.json (see `fvae_tf.data.records`); colour transfer happens in the
+input pipeline. The manifest is written last: an interrupted build leaves no
+dataset a reader would accept.
 """
 
 import os
@@ -17,6 +19,7 @@ import time
 
 from absl import app, flags
 
+from fvae_tf import errors
 from fvae_tf.data import builder, readers, records
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION
 from fvae_tf.progress import Progress
@@ -39,7 +42,8 @@ flags.DEFINE_float("test_fraction", 0.2, "Share of identities for testing (the r
                    "numbers; no training decision sees them).", lower_bound=0.0,
                    upper_bound=0.99)
 flags.DEFINE_integer("seed", 0, "Seed of the identity split and of the storage order.")
-flags.DEFINE_integer("shard_size", 256, "Pairs per shard file.", lower_bound=1)
+flags.DEFINE_integer("shard_size", 256, "Records per shard file (images in the image "
+                     "tables, pairs in the pair tables).", lower_bound=1)
 flags.DEFINE_integer("illumination", MULTIPIE_DEFAULT_ILLUMINATION,
                      "Multi-PIE flash index (00-19) to read; the paper's was lost.",
                      lower_bound=0, upper_bound=19)
@@ -83,14 +87,14 @@ def main(argv: list[str]) -> None:
     try:
         manifest = builder.build_dataset(config, _StageProgress())
     except (readers.DatasetError, records.RecordsError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {errors.message(e, '--{}')}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: {FLAGS.output_dir} holds no finished dataset (no manifest)")
     seconds = time.monotonic() - start
 
     for name, split in manifest.splits.items():
         print(f"{name}: {len(split.identities)} identities, {split.num_images} images, "
-              f"{split.num_pairs} pairs in {len(split.shards)} shard(s); "
+              f"{split.num_pairs} pairs in {len(split.image_shards) + len(split.shards)} shard(s); "
               f"images {split.images_per_expression}")
     print(f"alignment: {manifest.alignment}")
     if manifest.identities_without_pairs:

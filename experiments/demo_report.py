@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from fvae_tf import atomic_io
+from fvae_tf import atomic_io, errors
 from fvae_tf.data import records
 from fvae_tf.eval import demo_report
 from fvae_tf.train import checkpoints
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
     try:
         page = demo_report.build_report(demo, EXAMPLES.value)
     except (checkpoints.CheckpointError, records.RecordsError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}; run `make demo` first")
+        sys.exit(f"error: {errors.message(e, '--{}')}; run `make demo` first")
     atomic_io.write_bytes(demo / "report.html", page.encode())
     print(f"wrote {demo / 'report.html'}")
 

@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags
 
+from fvae_tf import errors
 from fvae_tf.data import records
 from fvae_tf.eval import data, models
 from fvae_tf.eval import evaluate as evaluation
@@ -58,7 +59,7 @@ def main(argv: list[str]) -> None:
         results = evaluation.evaluate(config, evaluation.StageProgress())
     except (evaluation.EvalError, models.EvalModelError, data.EvalDataError,
             records.RecordsError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {errors.message(e, '--{}')}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: nothing was written to {OUTPUT_DIR.value}")
     print(f"wrote {OUTPUT_DIR.value} (results.md, results.json, plots, grids) in "

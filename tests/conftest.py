@@ -1,6 +1,6 @@
 """Shared test fixtures and helpers: the London set location and CI's no-skip rule,
-the tiny pair dataset, random-weight tiny models, checkpoint comparison, and
-running the binaries in subprocesses.
+dataset directories written from tables, the tiny pair dataset, random-weight
+tiny models, checkpoint comparison, and running the binaries in subprocesses.
 
 Test modules import the helpers from here (`from conftest import ...`), never
 from one another.
@@ -24,7 +24,7 @@ import skimage.data
 import tensorflow as tf
 from PIL import Image
 
-from fvae_tf.data import records
+from fvae_tf.data import color_transfer, records
 from fvae_tf.model.config import get_config
 from fvae_tf.model.fvae import FVAE, ConfidenceModel
 from fvae_tf.warp import sampler
@@ -59,6 +59,34 @@ def _tiny_image(rng: np.random.Generator) -> np.ndarray:
                    0, 255).astype(np.uint8)
 
 
+def write_dataset(root: pathlib.Path, tables: dict, *, size: int, hr_size: int,
+                  source: str = "synthetic", shard_size: int = 4) -> records.Manifest:
+    """A dataset directory holding the given tables, as `builder.build_dataset` lays it out.
+
+    Args:
+      tables: {split: (list of `records.ImageRecord`, list of `records.PairRecord`)}.
+      source: the manifest's source; "synthetic" marks the pairs as carrying ground truth.
+
+    Returns:
+      The manifest written.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, (images, pairs) in tables.items():
+        splits[split] = records.SplitInfo(
+            identities=sorted({image.identity for image in images}), num_images=len(images),
+            num_pairs=len(pairs), images_per_expression={}, pairs_per_expression={},
+            image_shards=records.write_shards(root, f"{split}-images",
+                                              map(records.serialize_image, images), shard_size),
+            shards=records.write_shards(root, f"{split}-pairs",
+                                        map(records.serialize_pair, pairs), shard_size))
+    manifest = records.Manifest(
+        source=source, size=size, hr_size=hr_size, has_ground_truth=source == "synthetic",
+        alignment="test", flags={}, splits=splits, failures=[], identities_without_pairs=[])
+    records.write_manifest(root, manifest)
+    return manifest
+
+
 def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2) -> dict:
     """A dataset directory: each identity has one image per expression in TINY_EXPRESSIONS.
 
@@ -66,39 +94,38 @@ def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2)
     is the identity grid shifted by 0.05 * (target - source expression) in x and y.
 
     Returns:
-      {split: [(source uint8, target uint8, target expression, target id)]} and
-      "images": {image id: (uint8 image, expression)} of the training split.
+      {split: [(source uint8 colour-transferred to the target, target uint8,
+      target expression, target id)]} in storage order, and "images":
+      {image id: (uint8 image, expression)} of the training split.
     """
     rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
     identity = sampler.identity_grid(TINY_SIZE, TINY_SIZE).numpy()
-    out, splits = {"images": {}}, {}
+    out, tables = {"images": {}}, {}
     for split, names in (("train", [f"t{i}" for i in range(train_ids)]),
                          ("val", [f"v{i}" for i in range(val_ids)])):
-        pairs = []
+        images, pairs, described = [], [], []
         for name in names:
-            images = {e: _tiny_image(rng) for e in TINY_EXPRESSIONS}
-            if split == "train":
-                out["images"].update({f"{name}/{e}": (images[e], e) for e in TINY_EXPRESSIONS})
+            first = len(images)
+            for e in TINY_EXPRESSIONS:
+                image = _tiny_image(rng)
+                images.append(records.ImageRecord(
+                    crop=image, crop_hr=image, landmarks=np.zeros((68, 2)), expression=e,
+                    identity=name, image_id=f"{name}/{e}"))
+                if split == "train":
+                    out["images"][f"{name}/{e}"] = (image, e)
             for s in TINY_EXPRESSIONS:
                 for t in TINY_EXPRESSIONS:
                     if s != t:
                         pairs.append(records.PairRecord(
-                            source=images[s], target=images[t], source_hr=images[s],
-                            target_hr=images[t], source_expression=s, target_expression=t,
-                            identity=name, source_id=f"{name}/{s}", target_id=f"{name}/{t}",
-                            source_landmarks=np.zeros((68, 2)), target_landmarks=np.zeros((68, 2)),
+                            source=first + s, target=first + t,
                             gt_coords=identity + 0.05 * (t - s),
                             gt_visibility=np.ones((TINY_SIZE, TINY_SIZE), np.float32)))
-        out[split] = [(p.source, p.target, p.target_expression, p.target_id) for p in pairs]
-        shards = records.write_shards(root, split, map(records.serialize_pair, pairs), len(pairs),
-                                      shard_size=16)
-        splits[split] = records.SplitInfo(
-            identities=names, num_images=len(names) * len(TINY_EXPRESSIONS), num_pairs=len(pairs),
-            images_per_expression={}, pairs_per_expression={}, shards=shards)
-    records.write_manifest(root, records.Manifest(
-        source="synthetic", size=TINY_SIZE, hr_size=TINY_SIZE, has_ground_truth=True,
-        alignment="test", flags={}, splits=splits, failures=[], identities_without_pairs=[]))
+                        source, target = images[first + s].crop, images[first + t].crop
+                        described.append((color_transfer.transfer_color(source, target), target,
+                                          t, f"{name}/{t}"))
+        out[split] = described
+        tables[split] = (images, pairs)
+    write_dataset(root, tables, size=TINY_SIZE, hr_size=TINY_SIZE, shard_size=16)
     return out
 
 

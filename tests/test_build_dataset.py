@@ -1,4 +1,4 @@
-"""Tests for records.build_dataset and the data_prep.build_dataset binary."""
+"""Tests for builder.build_dataset and the data_prep.build_dataset binary."""
 
 import json
 import pathlib
@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 
 from fvae_tf.data import alignment, color_transfer, builder, input_pipeline, records
+from fvae_tf.eval import data as eval_data
 from fvae_tf.synthetic import faces
+from fvae_tf.train import latent_stats
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE, HR = 16, 32
@@ -52,17 +54,21 @@ def _london_with_alignments(tmp_path: pathlib.Path, identities: list[str]):
 
 def _config(input_dir, output_dir, aligned_dir, **kwargs) -> builder.BuildConfig:
     kwargs.setdefault("test_fraction", 0.0)
+    kwargs.setdefault("shard_size", 3)
     return builder.BuildConfig(source="london", input_dir=str(input_dir),
                                output_dir=str(output_dir), aligned_dir=str(aligned_dir),
-                               size=SIZE, hr_size=HR, val_fraction=0.4, shard_size=3,
-                               num_workers=1, **kwargs)
+                               size=SIZE, hr_size=HR, val_fraction=0.4, num_workers=1, **kwargs)
 
 
-def _read_all(output_dir, split):
-    manifest = records.read_manifest(output_dir)
-    spec = records.feature_spec(manifest)
-    files = records.shard_paths(output_dir, split, manifest)
-    return [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(files)]
+def _read_all(output_dir, split) -> list[dict]:
+    """Every pair of a split as the input pipeline gives it, in storage order, unflipped."""
+    ds = input_pipeline.make_dataset(output_dir, split, 1, shuffle=False, flip=False,
+                                     repeat=False, with_hr=True, with_ids=True)
+    return [{key: value[0] for key, value in batch.items()} for batch in ds]
+
+
+def _pixels(image: tf.Tensor) -> np.ndarray:
+    return np.round((image.numpy() + 1.0) * 127.5).astype(np.uint8)
 
 
 def test_build_splits_pairs_and_colour_transfers(tmp_path):
@@ -90,6 +96,20 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["splits"]["val"]["identities"] == (
         val.identities)
 
+    # The image tables hold every aligned crop once, as aligned (no colour transfer).
+    stored = {}
+    for split in ("train", "val", "test"):
+        files = records.image_shard_paths(out, split, manifest)
+        for raw in tf.data.TFRecordDataset(files):
+            image = tf.io.parse_single_example(raw, records.image_feature_spec())
+            stored[image["image_id"].numpy().decode()] = (
+                tf.io.decode_png(image["crop"]).numpy(), tf.io.decode_png(image["crop_hr"]).numpy())
+    assert stored.keys() == crops.keys()
+    for image_id, (crop, crop_hr) in crops.items():
+        np.testing.assert_array_equal(stored[image_id][0], crop)
+        np.testing.assert_array_equal(stored[image_id][1], crop_hr)
+
+    # The pipeline recolours each source to its target.
     seen = set()
     for split in ("train", "val", "test"):
         for example in _read_all(out, split):
@@ -100,13 +120,12 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
             assert source_id.split("/")[1][:3] == target_id.split("/")[1][:3] == identity
             assert source_id.split("/")[0] != target_id.split("/")[0]
             (src, src_hr), (tgt, tgt_hr) = crops[source_id], crops[target_id]
-            stored_source = tf.io.decode_png(example["source"]).numpy()
-            np.testing.assert_array_equal(tf.io.decode_png(example["target"]).numpy(), tgt)
-            np.testing.assert_array_equal(stored_source,
-                                          color_transfer.transfer_color(src, tgt))
-            np.testing.assert_array_equal(tf.io.decode_png(example["source_hr"]).numpy(),
-                                          color_transfer.transfer_color(src_hr, tgt_hr))
-            assert not np.array_equal(stored_source, src)
+            source = _pixels(example["source"])
+            np.testing.assert_array_equal(_pixels(example["target"]), tgt)
+            np.testing.assert_allclose(source, color_transfer.transfer_color(src, tgt), atol=1)
+            np.testing.assert_allclose(_pixels(example["source_hr"]),
+                                       color_transfer.transfer_color(src_hr, tgt_hr), atol=1)
+            assert np.abs(source.astype(int) - src).mean() > 5
             seen.add((source_id, target_id))
     assert len(seen) == 8
 
@@ -119,7 +138,7 @@ def test_build_is_reproducible_and_seeded(tmp_path):
     c = builder.build_dataset(_config(input_dir, tmp_path / "c", aligned_dir, seed=1))
     assert a.splits["val"].identities == b.splits["val"].identities
     assert a.splits["val"].identities != c.splits["val"].identities
-    for shard in a.splits["train"].shards:
+    for shard in a.splits["train"].image_shards + a.splits["train"].shards:
         assert ((tmp_path / "a" / shard.file).read_bytes()
                 == (tmp_path / "b" / shard.file).read_bytes())
 
@@ -133,34 +152,54 @@ def test_build_refuses_non_empty_output_and_overwrites_cleanly(tmp_path):
         builder.build_dataset(_config(input_dir, out, aligned_dir))
     (out / "train-00007-of-00009.tfrecord").write_bytes(b"old shard")
     manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
-    listed = {s.file for split in manifest.splits.values() for s in split.shards}
+    listed = {s.file for split in manifest.splits.values()
+              for s in split.image_shards + split.shards}
     assert {p.name for p in out.iterdir()} == listed | {"manifest.json", "notes.txt"}
 
 
-def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch):
+@pytest.mark.parametrize("writer", ["serialize_image", "serialize_pair"])
+def test_killed_build_leaves_nothing_a_reader_accepts(tmp_path, monkeypatch, writer):
     input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003", "004"])
     out = tmp_path / "out"
     builder.build_dataset(_config(input_dir, out, aligned_dir))
-    serialize, calls = records.serialize_pair, []
+    serialize, calls = getattr(records, writer), []
 
-    def dying(pair):
+    def dying(record):
         calls.append(1)
-        if len(calls) == 4:  # the first pair of the second train shard
+        if len(calls) == 4:  # the second record of the second train shard
             raise KeyboardInterrupt
-        return serialize(pair)
+        return serialize(record)
 
-    monkeypatch.setattr(records, "serialize_pair", dying)
+    monkeypatch.setattr(records, writer, dying)
     with pytest.raises(KeyboardInterrupt):
-        builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
-    # The old manifest went first, so neither old nor new shards are trusted.
-    with pytest.raises(records.RecordsError, match="not a finished dataset"):
-        input_pipeline.make_dataset(out, "train", 2)
-    monkeypatch.setattr(records, "serialize_pair", serialize)
+        builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True, shard_size=2))
+    # A finished shard and a half-written one are there, but no manifest: the
+    # old one went first, so neither old nor new shards are trusted.
+    assert list(out.glob("*.tfrecord")) and list(out.glob("*.tfrecord.tmp"))
+    for read in (lambda: input_pipeline.make_dataset(out, "train", 2),
+                 lambda: latent_stats.unique_images(out, "train", 2),
+                 lambda: eval_data.read_pairs(out, "train")):
+        with pytest.raises(records.RecordsError, match="not a finished dataset"):
+            read()
+    monkeypatch.setattr(records, writer, serialize)
     manifest = builder.build_dataset(_config(input_dir, out, aligned_dir, overwrite=True))
     assert not list(out.glob("*.tmp"))
     batch = next(iter(input_pipeline.make_dataset(out, "train", 2)))
     assert batch["source"].shape == (2, SIZE, SIZE, 3)
     assert manifest.splits["train"].num_pairs == 4  # 2 of 4 identities, 2 pairs each
+
+
+def test_old_format_dataset_says_rebuild_with_overwrite(tmp_path):
+    input_dir, aligned_dir, _ = _london_with_alignments(tmp_path, ["001", "002", "003"])
+    out = tmp_path / "out"
+    builder.build_dataset(_config(input_dir, out, aligned_dir))
+    raw = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**raw, "format_version": 1}))
+    with pytest.raises(records.RecordsError, match="old format") as caught:
+        input_pipeline.make_dataset(out, "train", 2)
+    assert caught.value.describe("--{}").endswith(
+        f"python -m data_prep.build_dataset --source=london --input_dir={input_dir} "
+        f"--output_dir={out} --overwrite")
 
 
 def test_dataset_without_test_split_says_rebuild(tmp_path):
@@ -172,10 +211,11 @@ def test_dataset_without_test_split_says_rebuild(tmp_path):
     raw = json.loads((out / "manifest.json").read_text())
     del raw["splits"]["test"]
     (out / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(records.RecordsError, match=(
-            f"no 'test' split.*python -m data_prep.build_dataset --source=london "
-            f"--input_dir={input_dir} --output_dir={out} --overwrite")):
+    with pytest.raises(records.RecordsError, match="no 'test' split") as caught:
         input_pipeline.make_dataset(out, "test", 2)
+    assert caught.value.describe("--{}").endswith(
+        f"python -m data_prep.build_dataset --source=london --input_dir={input_dir} "
+        f"--output_dir={out} --overwrite")
     assert next(iter(input_pipeline.make_dataset(out, "train", 2)))["source"].shape[0] == 2
 
 
@@ -278,14 +318,14 @@ def test_synthetic_build_carries_ground_truth_that_matches_the_crops(tmp_path):
             source, target = (alignment.align_face(alignment.load_image(path),
                                                    faces.load_landmarks(path), 32, 64
                                                    ).crop.astype(np.float32) for path in paths)
-            coords = example["gt_coords"].numpy().reshape(32, 32, 2)
-            visible = example["gt_visibility"].numpy().reshape(32, 32) > 0.5
+            coords = example["gt_coords"].numpy()
+            visible = example["gt_visibility"].numpy()[..., 0] > 0.5
             assert visible.mean() > 0.8
             errors.append(warp_error(source, target, coords, visible))
             render_frame = faces.pair_truth_from_files(*paths, 32).coords
             render_frame_errors.append(warp_error(source, target, render_frame, visible))
             still_errors.append(np.abs(source - target).mean(axis=-1)[visible].mean())
-            landmarks = example["target_landmarks"].numpy().reshape(68, 2)
+            landmarks = example["target_landmarks"].numpy()
             stable = list(alignment.STABLE_POINTS)
             np.testing.assert_allclose(landmarks[stable], alignment.canonical_template()[stable],
                                        atol=0.08)

@@ -1,11 +1,14 @@
-"""Tests for fvae_tf.data.color_transfer against Reinhard et al.'s printed equations."""
+"""Tests for fvae_tf.data.color_transfer against Reinhard et al.'s printed equations, and of
+its TensorFlow twin against the numpy reference."""
 
 import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fvae_tf.data import color_transfer
+from fvae_tf.synthetic import faces
 
 # The paper's printed inverse matrices (eqs. 8-9), rounded to 4 digits there.
 _PAPER_LMS_TO_RGB = np.array([
@@ -111,3 +114,35 @@ def test_constant_source_takes_target_mean():
     out_lab = color_transfer.rgb_to_lab(color_transfer.transfer_color_float(source, target))
     tgt_mean = color_transfer.rgb_to_lab(target).mean(axis=(0, 1))
     np.testing.assert_allclose(out_lab, np.broadcast_to(tgt_mean, out_lab.shape), atol=1e-9)
+
+
+def _faces_in_two_lights(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two synthetic faces (neutral and smile) under different colour casts, uint8."""
+    identity = faces.make_identity(7)
+    source = faces.render(identity, "neutral", 1.0, side).image.astype(np.float64)
+    target = faces.render(identity, "smile", 1.0, side).image.astype(np.float64)
+    return (np.clip(source * [1.1, 0.8, 0.6] + 20, 0, 255).astype(np.uint8),
+            np.clip(target * [0.7, 0.9, 1.2], 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("side", [64, 256])
+def test_tensorflow_transfer_equals_numpy_on_faces(side):
+    source, target = _faces_in_two_lights(side)
+    want = color_transfer.transfer_color(source, target)
+    got = color_transfer.transfer_color_tf(tf.constant(source), tf.constant(target)).numpy()
+    assert got.dtype == np.uint8
+    assert np.abs(got.astype(int) - want).max() <= 1  # 1/255
+    assert np.mean(got != want) < 1e-3  # and almost everywhere identical
+    assert np.abs(want.astype(int) - source).mean() > 10  # the transfer did change the source
+
+
+def test_tensorflow_transfer_equals_numpy_on_random_batches_and_a_constant_channel():
+    rng = np.random.default_rng(5)
+    sources = (rng.integers(0, 256, (3, 32, 32, 3)) * rng.uniform(0.1, 1, (3, 1, 1, 3)))
+    targets = np.clip(rng.normal(128, rng.uniform(5, 60, (3, 1, 1, 3)), (3, 48, 48, 3)), 0, 255)
+    sources[2, ..., 1] = 77  # a constant source channel takes the target's mean
+    sources, targets = sources.astype(np.uint8), targets.astype(np.uint8)
+    got = color_transfer.transfer_color_tf(tf.constant(sources), tf.constant(targets)).numpy()
+    for i in range(3):  # each image of the batch against its own target only
+        want = color_transfer.transfer_color(sources[i], targets[i])
+        assert np.abs(got[i].astype(int) - want).max() <= 1

@@ -1,44 +1,61 @@
-"""Tests for fvae_tf.data.input_pipeline: decoding, the pair flip, determinism."""
+"""Tests for fvae_tf.data.input_pipeline: the image table, colour transfer, the pair flip,
+determinism."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf.data import alignment, input_pipeline, records
+from conftest import write_dataset
+
+from fvae_tf.data import alignment, color_transfer, input_pipeline, records
 
 SIZE, HR = 8, 16
+NUM_IMAGES = 6
 
 
-def _write_dataset(tmp_path, num_pairs: int = 10, ground_truth: bool = True):
-    """A dataset directory of random pairs; returns the records in storage order."""
+def _tinted(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A random uint8 picture with its own colour cast, so colour transfer has work to do."""
+    return (rng.integers(0, 256, (side, side, 3)) * rng.uniform(0.3, 1.0, 3)).astype(np.uint8)
+
+
+def _write_dataset(tmp_path, num_pairs: int = 10, ground_truth: bool = True) -> list[dict]:
+    """A dataset directory of random pairs over NUM_IMAGES images.
+
+    Returns:
+      Each pair as the pipeline should decode it (uint8 images, source
+      colour-transferred by the numpy reference), in storage order.
+    """
     rng = np.random.default_rng(0)
-    pairs = []
+    images = [records.ImageRecord(
+        crop=_tinted(rng, SIZE), crop_hr=_tinted(rng, HR), landmarks=rng.uniform(-1, 1, (68, 2)),
+        expression=i, identity=f"id{i}", image_id=f"id{i}/{i}") for i in range(NUM_IMAGES)]
+    pairs, want = [], []
     for i in range(num_pairs):
-        pairs.append(records.PairRecord(
-            source=rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8),
-            target=rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8),
-            source_hr=rng.integers(0, 256, (HR, HR, 3), dtype=np.uint8),
-            target_hr=rng.integers(0, 256, (HR, HR, 3), dtype=np.uint8),
-            source_expression=i % 6, target_expression=(i + 1) % 6, identity=f"id{i}",
-            source_id=f"s{i}", target_id=f"t{i}",
-            source_landmarks=rng.uniform(-1, 1, (68, 2)),
-            target_landmarks=rng.uniform(-1, 1, (68, 2)),
+        s, t = i % NUM_IMAGES, (i + 1 + i // NUM_IMAGES) % NUM_IMAGES
+        pair = records.PairRecord(
+            source=s, target=t,
             gt_coords=rng.uniform(-1, 1, (SIZE, SIZE, 2)) if ground_truth else None,
             gt_visibility=(rng.random((SIZE, SIZE)) > 0.5).astype(np.float32)
-            if ground_truth else None))
-    shards = records.write_shards(tmp_path, "train", map(records.serialize_pair, pairs),
-                                  num_pairs, shard_size=4)
-    split = records.SplitInfo(identities=[p.identity for p in pairs], num_images=2 * num_pairs,
-                              num_pairs=num_pairs, images_per_expression={},
-                              pairs_per_expression={}, shards=shards)
-    records.write_manifest(tmp_path, records.Manifest(
-        source="synthetic" if ground_truth else "london", size=SIZE, hr_size=HR,
-        has_ground_truth=ground_truth, alignment="test", flags={}, splits={"train": split},
-        failures=[], identities_without_pairs=[]))
-    return pairs
+            if ground_truth else None)
+        pairs.append(pair)
+        source, target = images[s], images[t]
+        want.append({
+            "source": color_transfer.transfer_color(source.crop, target.crop),
+            "target": target.crop,
+            "source_hr": color_transfer.transfer_color(source.crop_hr, target.crop_hr),
+            "target_hr": target.crop_hr,
+            "source_expression": s, "target_expression": t,
+            "identity": target.identity.encode(),
+            "source_id": source.image_id.encode(), "target_id": target.image_id.encode(),
+            "source_landmarks": source.landmarks, "target_landmarks": target.landmarks,
+            "gt_coords": pair.gt_coords,
+            "gt_visibility": None if pair.gt_visibility is None else pair.gt_visibility[..., None]})
+    write_dataset(tmp_path, {"train": (images, pairs)}, size=SIZE, hr_size=HR,
+                  source="synthetic" if ground_truth else "london")
+    return want
 
 
-def _numpy_flip(pair: records.PairRecord) -> dict[str, np.ndarray]:
+def _numpy_flip(pair: dict) -> dict[str, np.ndarray]:
     """The mirrored pair, written independently in numpy (uint8 images)."""
     def landmarks(lm):
         out = np.empty_like(lm)
@@ -46,12 +63,12 @@ def _numpy_flip(pair: records.PairRecord) -> dict[str, np.ndarray]:
             out[i] = (-lm[j, 0], lm[j, 1])
         return out
 
-    coords = pair.gt_coords[:, ::-1].copy()
+    coords = pair["gt_coords"][:, ::-1].copy()
     coords[..., 0] *= -1
-    return {"source": pair.source[:, ::-1], "target": pair.target[:, ::-1],
-            "source_landmarks": landmarks(pair.source_landmarks),
-            "target_landmarks": landmarks(pair.target_landmarks),
-            "gt_coords": coords, "gt_visibility": pair.gt_visibility[:, ::-1, None]}
+    return {"source": pair["source"][:, ::-1], "target": pair["target"][:, ::-1],
+            "source_landmarks": landmarks(pair["source_landmarks"]),
+            "target_landmarks": landmarks(pair["target_landmarks"]),
+            "gt_coords": coords, "gt_visibility": pair["gt_visibility"][:, ::-1]}
 
 
 def _as_pixels(batch_images):
@@ -108,15 +125,15 @@ def test_flipped_ground_truth_still_warps_source_to_target():
 
 
 def test_make_dataset_keys_shapes_and_values(tmp_path):
-    pairs = _write_dataset(tmp_path)
+    want = _write_dataset(tmp_path)
     ds = input_pipeline.make_dataset(tmp_path, "train", 4, shuffle=False, flip=False,
-                                     repeat=False, with_hr=True)
+                                     repeat=False, with_hr=True, with_ids=True)
     batches = list(ds)
     assert [int(b["source"].shape[0]) for b in batches] == [4, 4, 2]
     first = batches[0]
     assert set(first) == {"source", "target", "source_expression", "target_expression",
                           "identity", "source_landmarks", "target_landmarks", "gt_coords",
-                          "gt_visibility", "source_hr", "target_hr"}
+                          "gt_visibility", "source_hr", "target_hr", "source_id", "target_id"}
     assert first["source"].dtype == tf.float32 and first["source"].shape == (4, SIZE, SIZE, 3)
     assert first["source_hr"].shape == (4, HR, HR, 3)
     assert first["source_expression"].dtype == tf.int32
@@ -124,31 +141,38 @@ def test_make_dataset_keys_shapes_and_values(tmp_path):
     assert first["gt_visibility"].shape == (4, SIZE, SIZE, 1)
     assert first["source_landmarks"].shape == (4, 68, 2)
     # uint8 v -> v / 127.5 - 1: 0 -> -1, 255 -> +1.
-    np.testing.assert_allclose(first["target"][1].numpy(), pairs[1].target / 127.5 - 1, atol=1e-6)
-    np.testing.assert_array_equal(_as_pixels(first["source_hr"][3]), pairs[3].source_hr)
-    np.testing.assert_allclose(first["gt_coords"][2].numpy(), pairs[2].gt_coords, atol=1e-6)
-    assert first["identity"].numpy().tolist() == [b"id0", b"id1", b"id2", b"id3"]
-    assert batches[2]["target_expression"].numpy().tolist() == [(8 + 1) % 6, (9 + 1) % 6]
+    np.testing.assert_allclose(first["target"][1].numpy(), want[1]["target"] / 127.5 - 1,
+                               atol=1e-6)
+    # Every pair read back equals the pair written, sources colour-transferred
+    # (to within one grey level of the numpy reference).
+    got = [{k: v[i] for k, v in b.items()} for b in batches for i in range(len(b["source"]))]
+    for pair, expected in zip(got, want, strict=True):
+        for key in ("source", "target", "source_hr", "target_hr"):
+            difference = _as_pixels(pair[key]).astype(int) - expected[key]
+            assert np.abs(difference).max() <= 1, key
+        for key in ("source_landmarks", "target_landmarks", "gt_coords", "gt_visibility"):
+            np.testing.assert_allclose(pair[key].numpy(), expected[key], atol=1e-6, err_msg=key)
+        for key in ("source_expression", "target_expression", "identity", "source_id",
+                    "target_id"):
+            assert pair[key].numpy() == expected[key], key
+    assert "source_id" not in next(iter(input_pipeline.make_dataset(tmp_path, "train", 2)))
 
 
 def test_make_dataset_flips_pairs_consistently(tmp_path):
-    pairs = _write_dataset(tmp_path, num_pairs=40)
+    want = _write_dataset(tmp_path, num_pairs=40)
     ds = input_pipeline.make_dataset(tmp_path, "train", 40, shuffle=False, flip=True, seed=3,
                                      repeat=False)
     batch = next(iter(ds))
     flipped = 0
-    for i, pair in enumerate(pairs):
+    for i, pair in enumerate(want):
         got_source = _as_pixels(batch["source"][i])
-        is_flipped = not np.array_equal(got_source, pair.source)
-        want = _numpy_flip(pair) if is_flipped else {
-            "source": pair.source, "target": pair.target,
-            "source_landmarks": pair.source_landmarks, "target_landmarks": pair.target_landmarks,
-            "gt_coords": pair.gt_coords, "gt_visibility": pair.gt_visibility[..., None]}
+        is_flipped = not np.array_equal(got_source, pair["source"])
+        expected = _numpy_flip(pair) if is_flipped else pair
         flipped += is_flipped
-        np.testing.assert_array_equal(got_source, want["source"])
-        np.testing.assert_array_equal(_as_pixels(batch["target"][i]), want["target"])
+        np.testing.assert_array_equal(got_source, expected["source"])
+        np.testing.assert_array_equal(_as_pixels(batch["target"][i]), expected["target"])
         for key in ("source_landmarks", "target_landmarks", "gt_coords", "gt_visibility"):
-            np.testing.assert_allclose(batch[key][i].numpy(), want[key], atol=1e-6)
+            np.testing.assert_allclose(batch[key][i].numpy(), expected[key], atol=1e-6)
     assert 10 <= flipped <= 30  # a fair coin over 40 pairs
 
 
@@ -170,11 +194,13 @@ def test_make_dataset_is_deterministic_for_a_seed(tmp_path):
 
 
 def test_make_dataset_one_pass_sees_every_pair_once(tmp_path):
-    _write_dataset(tmp_path, num_pairs=10, ground_truth=False)
+    want = _write_dataset(tmp_path, num_pairs=10, ground_truth=False)
     ds = input_pipeline.make_dataset(tmp_path, "train", 4, shuffle=True, repeat=False, seed=5)
-    seen = [i for b in ds for i in b["identity"].numpy().tolist()]
-    assert sorted(seen) == sorted(f"id{i}".encode() for i in range(10))
-    assert seen != [f"id{i}".encode() for i in range(10)]  # shuffled
+    seen = [tuple(ids) for b in ds for ids in zip(b["source_expression"].numpy().tolist(),
+                                                  b["target_expression"].numpy().tolist())]
+    stored = [(p["source_expression"], p["target_expression"]) for p in want]
+    assert sorted(seen) == sorted(stored)
+    assert seen != stored  # shuffled
     assert "gt_coords" not in next(iter(ds))
 
 

@@ -123,9 +123,12 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # the processes already use every core
 
 
-def map_in_processes(fn: Callable, jobs: Iterable, num_workers: int) -> Iterator:
-    """Yields fn(job) for every job, in completion order, over `num_workers` processes.
+def map_in_processes(fn: Callable, jobs: Iterable, num_workers: int,
+                     ordered: bool = False) -> Iterator:
+    """Yields fn(job) for every job, over `num_workers` processes.
 
+    Results come in completion order, or in job order when `ordered` (a
+    result that finishes early waits for the ones before it).
     `fn` must be a module-level function (it is pickled). With one worker the
     jobs run in this process, in order. The processes are spawned, so they
     start clean instead of inheriting OpenCV's and TensorFlow's threads;
@@ -135,7 +138,7 @@ def map_in_processes(fn: Callable, jobs: Iterable, num_workers: int) -> Iterator
         yield from map(fn, jobs)
         return
     with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
-        yield from pool.imap_unordered(fn, jobs)
+        yield from (pool.imap if ordered else pool.imap_unordered)(fn, jobs)
 
 
 def find_images(input_dir: pathlib.Path, output_dir: pathlib.Path) -> tuple[list[str], int]:

@@ -18,9 +18,14 @@ inverse subtracts the same `EPS`, so the round trip is exact. The inverse
 matrices are computed from the forward ones rather than copied from the paper:
 its printed RGB inverse is rounded and, in the third row, off by up to 0.017
 from the exact inverse of its own forward matrix.
+
+`transfer_color` (numpy) is the reference; `transfer_color_tf` computes the
+same in TensorFlow, in float64 so that it rounds to the same 8-bit values, for
+the input pipeline, which recolours each pair's source as it reads it.
 """
 
 import numpy as np
+import tensorflow as tf
 
 EPS = 1.0 / 255.0
 
@@ -117,3 +122,45 @@ def transfer_color(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """
     out = transfer_color_float(source / 255.0, target / 255.0)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def _apply_tf(matrix: np.ndarray, pixels: tf.Tensor) -> tf.Tensor:
+    """`_apply` in TensorFlow: matrix [3, 3] times every pixel of float64 [..., 3].
+
+    A matmul of [N, 3] pixels: TensorFlow's float64 einsum here ran 7x slower.
+    """
+    product = tf.matmul(tf.reshape(pixels, [-1, 3]), tf.constant(matrix, tf.float64),
+                        transpose_b=True)
+    return tf.reshape(product, tf.shape(pixels))
+
+
+def _rgb_to_lab_tf(image: tf.Tensor) -> tf.Tensor:
+    """uint8 [..., 3] RGB -> float64 (l, alpha, beta), as `rgb_to_lab(image / 255)`."""
+    lms = _apply_tf(_RGB_TO_LMS, tf.cast(image, tf.float64) / 255.0)
+    return _apply_tf(_LOG_LMS_TO_LAB, tf.math.log(lms + EPS) / np.log(10.0))
+
+
+def transfer_color_tf(source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """`transfer_color` in TensorFlow, for one image or a batch.
+
+    Args:
+      source: uint8 [..., H, W, 3] RGB.
+      target: uint8 [..., H', W', 3] RGB, the same leading dimensions.
+
+    Returns:
+      uint8 [..., H, W, 3]: the source with the target's per-image,
+      per-channel l-alpha-beta mean and standard deviation, rounded and
+      clipped like `transfer_color` (equal to it to within one grey level,
+      which float rounding at .5 may flip).
+    """
+    src, tgt = _rgb_to_lab_tf(source), _rgb_to_lab_tf(target)
+    axes = [-3, -2]
+    src_mean = tf.reduce_mean(src, axes, keepdims=True)
+    src_std = tf.math.reduce_std(src, axes, keepdims=True)
+    tgt_mean = tf.reduce_mean(tgt, axes, keepdims=True)
+    tgt_std = tf.math.reduce_std(tgt, axes, keepdims=True)
+    scale = tf.where(src_std > 1e-8, tgt_std / tf.maximum(src_std, 1e-8), 0.0)
+    log_lms = _apply_tf(_LAB_TO_LOG_LMS, (src - src_mean) * scale + tgt_mean)
+    # exp(x ln 10) rather than pow(10, x): the same to 1e-15, and 8x faster in float64.
+    rgb = _apply_tf(_LMS_TO_RGB, tf.exp(log_lms * np.log(10.0)) - EPS)
+    return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)

@@ -1,9 +1,15 @@
-"""The training input: `tf.data` over a dataset directory's pair shards.
+"""The training input: `tf.data` over a dataset directory's pair tables.
 
-`make_dataset` reads the shards the manifest lists (`fvae_tf.data.records`),
-decodes the PNGs, scales images to [-1, 1], applies the same random
-horizontal flip to everything that travels with a pair (paper 5.2:
-augmentation), shuffles, batches and prefetches.
+`make_dataset` loads the split's image table (`fvae_tf.data.records`) into
+memory once: the training crops decoded (uint8, ~12 kB an image at 64 px),
+the high-resolution crops, only when asked for, as PNG bytes decoded per
+pair. It then streams the pair records (two indices into the table and, for
+synthetic data, the ground truth), shuffles them, gathers each pair's images,
+applies the same random horizontal flip to everything that travels with a
+pair (paper 5.2: augmentation), batches, recolours each source to its target
+(paper 5.2; `color_transfer.transfer_color_tf`, equal to the numpy reference;
+a mirror does not change the statistics it matches), scales images to
+[-1, 1] and prefetches.
 
 Determinism: for a given seed the stream is the same on every run. Shuffling
 uses a seeded `shuffle` (pairs are also shuffled once when the shards are
@@ -22,18 +28,20 @@ sampler's convention, so mirroring the image maps x to -x exactly):
 """
 
 import pathlib
+from typing import NamedTuple
 
 import tensorflow as tf
 
+from fvae_tf.data import color_transfer, records
 from fvae_tf.data import jitter as jitter_lib
-from fvae_tf.data import records
 from fvae_tf.face_template import MIRROR_PERMUTATION
 
 _IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
 _LANDMARK_KEYS = ("source_landmarks", "target_landmarks")
-# Serialized pairs hold two high-res PNGs (~100-200 kB); this bounds the
-# shuffle buffer's memory.
+# Pair records are two indices, plus ~50 kB of ground truth for a synthetic
+# pair at 64 px; this bounds the shuffle buffer's memory.
 _MAX_SHUFFLE_BUFFER = 1024
+_TABLE_BATCH = 256  # image records parsed and decoded at a time when loading a table
 
 
 def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -61,43 +69,106 @@ def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 
 
 def decode_image(png: tf.Tensor, side: int) -> tf.Tensor:
-    """PNG bytes of a stored crop -> float32 [side, side, 3] in [-1, 1]."""
-    pixels = tf.ensure_shape(tf.io.decode_png(png, channels=3), [side, side, 3])
+    """PNG bytes of a stored crop -> uint8 [side, side, 3]."""
+    return tf.ensure_shape(tf.io.decode_png(png, channels=3), [side, side, 3])
+
+
+def to_float(pixels: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels -> float32 in [-1, 1]."""
     return tf.cast(pixels, tf.float32) / 127.5 - 1.0
 
 
-def _decoder(manifest: records.Manifest, with_hr: bool):
-    """Returns a function: serialized Example -> decoded, unbatched dict."""
-    spec = records.feature_spec(manifest)
-    keys = ["source", "target", "source_expression", "target_expression", "identity",
-            "source_landmarks", "target_landmarks"]
-    if with_hr:
-        keys += ["source_hr", "target_hr"]
-    if manifest.has_ground_truth:
-        keys += ["gt_coords", "gt_visibility"]
-    spec = {key: spec[key] for key in keys}
+class ImageTable(NamedTuple):
+    """A split's image table in memory, indexed by the pair records.
+
+    The training crops are decoded once; the high-resolution crops, when
+    loaded, stay PNG bytes and are decoded per pair (a split's decoded crops
+    at 256 px would take ~200 kB each).
+    """
+
+    crops: tf.Tensor  # uint8 [N, size, size, 3] RGB
+    crops_hr: tf.Tensor | None  # string [N], PNG bytes of [hr_size, hr_size, 3] RGB
+    landmarks: tf.Tensor  # float32 [N, 68, 2], normalized crop coords (x, y)
+    expression: tf.Tensor  # int32 [N], expression ids
+    identity: tf.Tensor  # string [N]
+    image_id: tf.Tensor  # string [N]
+
+
+def load_images(dataset_dir: str | pathlib.Path, split: str, manifest: records.Manifest,
+                with_hr: bool = False) -> ImageTable:
+    """Reads a split's image table (`records`) into memory.
+
+    Raises:
+      records.RecordsError: no such split, or it holds no image.
+    """
+    files = records.image_shard_paths(dataset_dir, split, manifest)
+    if manifest.splits[split].num_images == 0:
+        raise records.RecordsError(dataset_dir, f"split {split!r} has no images")
+    spec = records.image_feature_spec(with_hr)
+    parsed = (tf.data.TFRecordDataset(files)
+              .batch(_TABLE_BATCH)
+              .map(lambda serialized: tf.io.parse_example(serialized, spec)))
+    columns: dict[str, list] = {}
+    for batch in parsed:
+        batch["crop"] = tf.map_fn(lambda png: decode_image(png, manifest.size), batch["crop"],
+                                  fn_output_signature=tf.uint8)
+        for key, value in batch.items():
+            columns.setdefault(key, []).append(value)
+    table = {key: tf.concat(values, axis=0) for key, values in columns.items()}
+    return ImageTable(
+        crops=table["crop"], crops_hr=table.get("crop_hr"),
+        landmarks=tf.reshape(table["landmarks"], [-1, records.NUM_LANDMARKS, 2]),
+        expression=tf.cast(table["expression"], tf.int32),
+        identity=table["identity"], image_id=table["image_id"])
+
+
+def _decoder(manifest: records.Manifest, table: ImageTable, with_hr: bool, with_ids: bool):
+    """Returns a function: serialized pair record -> unbatched pair dict, images still uint8
+    and the source not yet colour-transferred (`_finish` does both, per batch)."""
+    spec = records.pair_feature_spec(manifest)
     size, hr_size = manifest.size, manifest.hr_size
 
     def decode(serialized):
         raw = tf.io.parse_single_example(serialized, spec)
+        s, t = raw["source"], raw["target"]
         out = {
-            "source": decode_image(raw["source"], size),
-            "target": decode_image(raw["target"], size),
-            "source_expression": tf.cast(raw["source_expression"], tf.int32),
-            "target_expression": tf.cast(raw["target_expression"], tf.int32),
-            "identity": raw["identity"],
-            "source_landmarks": tf.reshape(raw["source_landmarks"], [records.NUM_LANDMARKS, 2]),
-            "target_landmarks": tf.reshape(raw["target_landmarks"], [records.NUM_LANDMARKS, 2]),
+            "source": tf.gather(table.crops, s),
+            "target": tf.gather(table.crops, t),
+            "source_expression": tf.gather(table.expression, s),
+            "target_expression": tf.gather(table.expression, t),
+            "identity": tf.gather(table.identity, t),
+            "source_landmarks": tf.gather(table.landmarks, s),
+            "target_landmarks": tf.gather(table.landmarks, t),
         }
         if with_hr:
-            out["source_hr"] = decode_image(raw["source_hr"], hr_size)
-            out["target_hr"] = decode_image(raw["target_hr"], hr_size)
+            out["source_hr"] = decode_image(tf.gather(table.crops_hr, s), hr_size)
+            out["target_hr"] = decode_image(tf.gather(table.crops_hr, t), hr_size)
+        if with_ids:
+            out["source_id"] = tf.gather(table.image_id, s)
+            out["target_id"] = tf.gather(table.image_id, t)
         if manifest.has_ground_truth:
             out["gt_coords"] = tf.reshape(raw["gt_coords"], [size, size, 2])
-            out["gt_visibility"] = tf.reshape(raw["gt_visibility"], [size, size, 1])
+            visibility = tf.io.decode_raw(raw["gt_visibility"], tf.uint8)
+            out["gt_visibility"] = tf.reshape(tf.cast(visibility, tf.float32), [size, size, 1])
         return out
 
     return decode
+
+
+def _finish(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Recolours a batch's sources to their targets and scales images to [-1, 1].
+
+    After the flip, per batch: the transfer uses per-image statistics, which a
+    mirror leaves unchanged, and a batch amortizes the ops' overhead.
+    """
+    out = dict(batch)
+    for suffix in ("", "_hr"):
+        if f"source{suffix}" in batch:
+            target = batch[f"target{suffix}"]
+            out[f"source{suffix}"] = to_float(
+                color_transfer.transfer_color_tf(batch[f"source{suffix}"], target))
+            out[f"target{suffix}"] = to_float(target)
+    return out
 
 
 def make_dataset(
@@ -110,6 +181,7 @@ def make_dataset(
     seed: int = 0,
     repeat: bool = True,
     with_hr: bool = False,
+    with_ids: bool = False,
     jitter: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of decoded pairs from a dataset directory.
@@ -125,8 +197,9 @@ def make_dataset(
         last partial batch of each pass is dropped). Without it, one pass
         over every pair, the last batch possibly smaller.
       with_hr: also decode the high-resolution crops.
-      jitter: size of a random similarity applied to each pair
-        (`fvae_tf.data.jitter`; not in the paper); 0: none.
+      with_ids: also return the images' ids.
+      jitter: size of a random similarity applied to each pair after the
+        flip (`fvae_tf.data.jitter`; not in the paper); 0: none.
 
     Returns:
       A dataset of dicts:
@@ -138,7 +211,9 @@ def make_dataset(
           normalized crop coords (x, y);
         "gt_coords": float32 [B, size, size, 2] and "gt_visibility": float32
           [B, size, size, 1], when the dataset has ground truth (synthetic);
-        "source_hr", "target_hr": float32 [B, hr_size, hr_size, 3] when with_hr.
+        "source_hr", "target_hr": float32 [B, hr_size, hr_size, 3] when with_hr
+          (source colour-transferred to the target at this resolution);
+        "source_id", "target_id": string [B] when with_ids.
 
     Raises:
       records.RecordsError: the directory is not a finished dataset, or the
@@ -149,6 +224,7 @@ def make_dataset(
     num_pairs = manifest.splits[split].num_pairs
     if num_pairs == 0:
         raise records.RecordsError(dataset_dir, f"split {split!r} has no pairs")
+    table = load_images(dataset_dir, split, manifest, with_hr)
     options = tf.data.Options()
     options.deterministic = True
 
@@ -158,7 +234,7 @@ def make_dataset(
                         reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    decode = _decoder(manifest, with_hr)
+    decode = _decoder(manifest, table, with_hr, with_ids)
 
     def prepare(index, serialized):
         example = decode(serialized)
@@ -170,4 +246,6 @@ def make_dataset(
                                       tf.random.experimental.stateless_fold_in(key, 1))
 
     ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    ds = ds.map(_finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -50,10 +50,13 @@ def _invert(matrix: tf.Tensor) -> tf.Tensor:
 
 
 def _resample(field: tf.Tensor, inverse: tf.Tensor) -> tf.Tensor:
-    """field [H, W, C] sampled at A^-1 of its own pixel grid."""
+    """field [H, W, C] sampled at A^-1 of its own pixel grid; uint8 stays uint8 (rounded)."""
     height, width = field.shape[0], field.shape[1]
     where = _apply(inverse, sampler.identity_grid(height, width))
-    return sampler.bilinear_sample(field[None], where[None])[0]
+    out = sampler.bilinear_sample(tf.cast(field, tf.float32)[None], where[None])[0]
+    if field.dtype == tf.uint8:
+        return tf.saturate_cast(tf.round(out), tf.uint8)
+    return out
 
 
 def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
@@ -61,8 +64,9 @@ def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
     """Applies one random similarity to everything in a decoded, unbatched pair.
 
     Args:
-      example: images [H, W, 3], landmarks [68, 2], gt_coords [H, W, 2],
-        gt_visibility [H, W, 1]; any may be absent, other keys pass through.
+      example: images [H, W, 3] (float or uint8), landmarks [68, 2], gt_coords
+        [H, W, 2], gt_visibility [H, W, 1]; any may be absent, other keys pass
+        through.
       amount: jitter size j (module docstring); 0 returns the pair unchanged.
       seed: int [2], stateless seed of this pair's similarity.
 

@@ -1,34 +1,49 @@
-"""Pair records: TFRecord shards plus a manifest, written so a killed run leaves nothing usable.
+"""Dataset storage: an image table and a pair table per split, in TFRecord shards, plus a manifest.
 
 A dataset directory holds
 
-    DATASET_DIR/{train,val,test}-NNNNN-of-MMMMM.tfrecord
+    DATASET_DIR/{split}-images-NNNNN.tfrecord   the image table of a split
+    DATASET_DIR/{split}-pairs-NNNNN.tfrecord    the pair table of a split
     DATASET_DIR/manifest.json
 
-One `tf.train.Example` per ordered pair (source, target) of one identity:
+Each aligned image is stored once, as one `tf.train.Example` of its split's
+image table (its index is its position in the table: shards in manifest
+order, records in file order):
 
-    source, target            PNG bytes, uint8 RGB [size, size, 3]; the source
-                              is already colour-transferred to the target
-    source_hr, target_hr      PNG bytes, uint8 RGB [hr_size, hr_size, 3], same
-    source_expression,        int64, index into `fvae_tf.expressions.EXPRESSIONS`
-      target_expression
-    identity, source_id,      bytes; ids are the images' unique ids
-      target_id                 (`fvae_tf.data.readers.image_id`)
-    source_landmarks,         float [136]: 68 dlib landmarks (x, y) in
-      target_landmarks          normalized crop coordinates (sampler convention)
+    crop                      PNG bytes, uint8 RGB [size, size, 3]
+    crop_hr                   PNG bytes, uint8 RGB [hr_size, hr_size, 3]
+    landmarks                 float [136]: 68 dlib landmarks (x, y) in
+                                normalized crop coordinates (sampler convention)
+    expression                int64, index into `fvae_tf.expressions.EXPRESSIONS`
+    identity, image_id        bytes; the id is unique (`fvae_tf.data.readers.image_id`)
+
+Each ordered pair (source, target) of one identity is one `tf.train.Example`
+of the pair table, referring to the image table by index; only what belongs
+to the pair itself is stored with it:
+
+    source, target            int64, indices into the split's image table
     gt_coords                 synthetic only: float [size * size * 2], the
                                 ground-truth target-to-source sampling
                                 coordinates [size, size, 2]
-    gt_visibility             synthetic only: float [size * size], 1 where the
-                                target pixel is visible in the source
+    gt_visibility             synthetic only: bytes, uint8 [size * size] in
+                                {0, 1}, 1 where the target pixel is visible in
+                                the source
+
+Pixels are stored as aligned, without colour transfer: the input pipeline
+recolours each source to its target when it reads a pair. The ground truth
+stays per pair (it depends on both images); everything else is shared, so the
+shards grow with the number of images, not with its square.
 
 Atomicity: each shard is written to `<name>.tmp` and renamed when complete;
 the manifest is written last, also atomically, and lists every shard with its
-pair count and byte size. Readers trust only shards the manifest lists and
+record count and byte size. Readers trust only shards the manifest lists and
 check their sizes, so a killed build leaves no shard a later run reads.
+Format 1 (one record per pair holding both images) is refused with a request
+to rebuild.
 """
 
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
@@ -37,38 +52,44 @@ from collections.abc import Iterable
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import atomic_io
+from fvae_tf import atomic_io, errors
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")  # by identity; val: early stopping, test: reported numbers
 NUM_LANDMARKS = 68
 
 
-class RecordsError(Exception):
-    """A dataset directory that cannot be read or written: `.path` and `.reason`."""
+class RecordsError(errors.ActionableError):
+    """A dataset directory that cannot be read or written: `.path` and `.reason`.
 
-    def __init__(self, path: pathlib.Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
+    `reason` may name settings as `{name}` (see `fvae_tf.errors`).
+    """
+
+    def __init__(self, path: pathlib.Path | str, reason: str, settings: tuple[str, ...] = ()):
+        super().__init__(f"{path}: {reason}", settings)
         self.path = path
         self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class PairRecord:
-    """One training example (see the module docstring for the stored form)."""
+class ImageRecord:
+    """One aligned image of a split's image table (see the module docstring)."""
 
-    source: np.ndarray  # uint8 [size, size, 3] RGB, colour-transferred to the target
-    target: np.ndarray  # uint8 [size, size, 3] RGB
-    source_hr: np.ndarray  # uint8 [hr_size, hr_size, 3] RGB, colour-transferred
-    target_hr: np.ndarray  # uint8 [hr_size, hr_size, 3] RGB
-    source_expression: int
-    target_expression: int
+    crop: np.ndarray  # uint8 [size, size, 3] RGB
+    crop_hr: np.ndarray  # uint8 [hr_size, hr_size, 3] RGB
+    landmarks: np.ndarray  # [68, 2] normalized crop coords (x, y)
+    expression: int
     identity: str
-    source_id: str
-    target_id: str
-    source_landmarks: np.ndarray  # [68, 2] normalized crop coords (x, y)
-    target_landmarks: np.ndarray  # [68, 2] normalized crop coords (x, y)
+    image_id: str
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PairRecord:
+    """One training pair: two indices into its split's image table, and its ground truth."""
+
+    source: int  # index of the source image
+    target: int  # index of the target image
     gt_coords: np.ndarray | None = None  # [size, size, 2] normalized (x, y), target to source
     gt_visibility: np.ndarray | None = None  # [size, size] in {0, 1}
 
@@ -78,7 +99,7 @@ class ShardInfo:
     """One finished shard file."""
 
     file: str  # name inside the dataset directory
-    num_pairs: int
+    num_records: int
     num_bytes: int
 
 
@@ -87,11 +108,12 @@ class SplitInfo:
     """What one split holds."""
 
     identities: list[str]
-    num_images: int
+    num_images: int  # the image table's length: every aligned image of the split
     num_pairs: int
     images_per_expression: dict[str, int]
     pairs_per_expression: dict[str, int]  # "source->target" -> count
-    shards: list[ShardInfo]
+    image_shards: list[ShardInfo]
+    shards: list[ShardInfo]  # the pair table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +121,9 @@ class Manifest:
     """The description of a finished dataset directory (`manifest.json`)."""
 
     source: str  # the reader: synthetic, london, multipie, folder
-    size: int  # side of `source` / `target`
-    hr_size: int  # side of `source_hr` / `target_hr`
-    has_ground_truth: bool  # gt_coords / gt_visibility present (synthetic)
+    size: int  # side of `crop`
+    hr_size: int  # side of `crop_hr`
+    has_ground_truth: bool  # pairs carry gt_coords / gt_visibility (synthetic)
     alignment: str  # how the crops were made, for a person
     flags: dict  # the build settings
     splits: dict[str, SplitInfo]
@@ -110,100 +132,115 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
 
-def serialize_pair(pair: PairRecord) -> bytes:
-    """Encodes a pair as a serialized `tf.train.Example`."""
+def _bytes(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
-    def png(image):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[atomic_io.encode_png(image)]))
 
-    def text(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+def _int64(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
-    def int64(value):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
-    def floats(array):
-        return tf.train.Feature(float_list=tf.train.FloatList(
-            value=np.asarray(array, np.float32).ravel()))
+def _floats(array: np.ndarray) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(
+        value=np.asarray(array, np.float32).ravel()))
 
-    feature = {
-        "source": png(pair.source), "target": png(pair.target),
-        "source_hr": png(pair.source_hr), "target_hr": png(pair.target_hr),
-        "source_expression": int64(pair.source_expression),
-        "target_expression": int64(pair.target_expression),
-        "identity": text(pair.identity),
-        "source_id": text(pair.source_id), "target_id": text(pair.target_id),
-        "source_landmarks": floats(pair.source_landmarks),
-        "target_landmarks": floats(pair.target_landmarks),
-    }
-    if pair.gt_coords is not None:
-        feature["gt_coords"] = floats(pair.gt_coords)
-        feature["gt_visibility"] = floats(pair.gt_visibility)
+
+def _example(feature: dict[str, tf.train.Feature]) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def feature_spec(manifest: Manifest) -> dict[str, tf.io.FixedLenFeature]:
-    """The `tf.io.parse_single_example` spec of a dataset's records."""
-    string, int64, f32 = tf.string, tf.int64, tf.float32
+def serialize_image(image: ImageRecord) -> bytes:
+    """Encodes an image of the table as a serialized `tf.train.Example`."""
+    return _example({
+        "crop": _bytes(atomic_io.encode_png(image.crop)),
+        "crop_hr": _bytes(atomic_io.encode_png(image.crop_hr)),
+        "landmarks": _floats(image.landmarks),
+        "expression": _int64(image.expression),
+        "identity": _bytes(image.identity.encode()),
+        "image_id": _bytes(image.image_id.encode()),
+    })
+
+
+def serialize_pair(pair: PairRecord) -> bytes:
+    """Encodes a pair as a serialized `tf.train.Example`.
+
+    Raises:
+      ValueError: gt_visibility holds values other than 0 and 1 (it is stored as bytes).
+    """
+    feature = {"source": _int64(pair.source), "target": _int64(pair.target)}
+    if pair.gt_coords is not None:
+        visibility = np.asarray(pair.gt_visibility)
+        if not np.isin(visibility, (0, 1)).all():
+            raise ValueError("gt_visibility must hold only 0 and 1")
+        feature["gt_coords"] = _floats(pair.gt_coords)
+        feature["gt_visibility"] = _bytes(visibility.astype(np.uint8).tobytes())
+    return _example(feature)
+
+
+def image_feature_spec(with_hr: bool = True) -> dict[str, tf.io.FixedLenFeature]:
+    """The `tf.io.parse_example` spec of an image table (without `crop_hr` unless with_hr)."""
     spec = {
-        "source": tf.io.FixedLenFeature([], string), "target": tf.io.FixedLenFeature([], string),
-        "source_hr": tf.io.FixedLenFeature([], string),
-        "target_hr": tf.io.FixedLenFeature([], string),
-        "source_expression": tf.io.FixedLenFeature([], int64),
-        "target_expression": tf.io.FixedLenFeature([], int64),
-        "identity": tf.io.FixedLenFeature([], string),
-        "source_id": tf.io.FixedLenFeature([], string),
-        "target_id": tf.io.FixedLenFeature([], string),
-        "source_landmarks": tf.io.FixedLenFeature([NUM_LANDMARKS * 2], f32),
-        "target_landmarks": tf.io.FixedLenFeature([NUM_LANDMARKS * 2], f32),
+        "crop": tf.io.FixedLenFeature([], tf.string),
+        "landmarks": tf.io.FixedLenFeature([NUM_LANDMARKS * 2], tf.float32),
+        "expression": tf.io.FixedLenFeature([], tf.int64),
+        "identity": tf.io.FixedLenFeature([], tf.string),
+        "image_id": tf.io.FixedLenFeature([], tf.string),
     }
-    if manifest.has_ground_truth:
-        pixels = manifest.size * manifest.size
-        spec["gt_coords"] = tf.io.FixedLenFeature([pixels * 2], f32)
-        spec["gt_visibility"] = tf.io.FixedLenFeature([pixels], f32)
+    if with_hr:
+        spec["crop_hr"] = tf.io.FixedLenFeature([], tf.string)
     return spec
 
 
-def shard_name(split: str, index: int, num_shards: int) -> str:
-    """`{split}-NNNNN-of-MMMMM.tfrecord`, NNNNN counting from 0."""
-    return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
+def pair_feature_spec(manifest: Manifest) -> dict[str, tf.io.FixedLenFeature]:
+    """The `tf.io.parse_example` spec of a dataset's pair table."""
+    spec = {"source": tf.io.FixedLenFeature([], tf.int64),
+            "target": tf.io.FixedLenFeature([], tf.int64)}
+    if manifest.has_ground_truth:
+        spec["gt_coords"] = tf.io.FixedLenFeature([manifest.size * manifest.size * 2], tf.float32)
+        spec["gt_visibility"] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def shard_name(table: str, index: int) -> str:
+    """`{table}-NNNNN.tfrecord`, NNNNN counting from 0; table is e.g. "train-images"."""
+    return f"{table}-{index:05d}.tfrecord"
 
 
 def write_shards(
     dataset_dir: pathlib.Path,
-    split: str,
+    table: str,
     examples: Iterable[bytes],
-    num_examples: int,
     shard_size: int,
 ) -> list[ShardInfo]:
-    """Writes serialized examples into `ceil(num_examples / shard_size)` shards.
+    """Writes serialized examples, streamed, into shards of `shard_size` records.
 
-    Each shard goes to `<name>.tmp` and is renamed once complete.
+    Each shard goes to `<name>.tmp` and is renamed once complete; only the
+    shard being written is open, so memory does not grow with the table.
 
     Args:
       dataset_dir: an existing directory.
-      split: one of `SPLITS`.
-      examples: exactly `num_examples` serialized examples, in storage order.
-      num_examples: their number (names carry the shard count up front).
-      shard_size: examples per shard (the last one may hold fewer).
+      table: the shards' name prefix, "{split}-images" or "{split}-pairs".
+      examples: serialized examples in storage order, consumed once.
+      shard_size: records per shard (the last one may hold fewer).
 
     Returns:
-      The shards written, in order.
+      The shards written, in order (none for no examples).
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-    num_shards = -(-num_examples // shard_size)
     examples = iter(examples)
     shards = []
-    for index in range(num_shards):
-        path = pathlib.Path(dataset_dir) / shard_name(split, index, num_shards)
+    while (first := next(examples, None)) is not None:
+        path = pathlib.Path(dataset_dir) / shard_name(table, len(shards))
         tmp = path.with_name(path.name + ".tmp")
-        count = min(shard_size, num_examples - index * shard_size)
+        count = 0
         with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for _ in range(count):
-                writer.write(next(examples))
+            for example in itertools.chain([first], itertools.islice(examples, shard_size - 1)):
+                writer.write(example)
+                count += 1
         os.replace(tmp, path)
-        shards.append(ShardInfo(file=path.name, num_pairs=count, num_bytes=path.stat().st_size))
+        shards.append(ShardInfo(file=path.name, num_records=count,
+                                num_bytes=path.stat().st_size))
     return shards
 
 
@@ -212,12 +249,28 @@ def write_manifest(dataset_dir: pathlib.Path, manifest: Manifest) -> None:
     atomic_io.write_json(pathlib.Path(dataset_dir) / MANIFEST_NAME, dataclasses.asdict(manifest))
 
 
+def _rebuild_error(path: pathlib.Path, raw: dict) -> RecordsError:
+    """The refusal of a manifest of another format, with the build command that replaces it."""
+    flags = raw.get("flags") if isinstance(raw.get("flags"), dict) else {}
+    source = flags.get("source") or "SOURCE"
+    input_dir = flags.get("input_dir") or "INPUT_DIR"
+    version = raw.get("format_version")
+    what = ("the old format (one record per pair holding both images)" if version == 1
+            else f"format_version {version!r}")
+    return RecordsError(
+        path, f"written in {what}; this code reads format {FORMAT_VERSION}. Rebuild the "
+        f"dataset: python -m data_prep.build_dataset {{source}}={source} "
+        f"{{input_dir}}={input_dir} {{output_dir}}={path.parent} {{overwrite}}",
+        ("source", "input_dir", "output_dir", "overwrite"))
+
+
 def read_manifest(dataset_dir: pathlib.Path) -> Manifest:
     """Reads and checks a dataset directory's manifest.
 
     Raises:
-      RecordsError: no manifest (the build did not finish), an unreadable or
-        foreign manifest, or a listed shard that is missing or has another size.
+      RecordsError: no manifest (the build did not finish), a manifest of
+        another format (the message says how to rebuild), an unreadable one,
+        or a listed shard that is missing or has another size.
     """
     path = pathlib.Path(dataset_dir) / MANIFEST_NAME
     if not path.is_file():
@@ -226,17 +279,18 @@ def read_manifest(dataset_dir: pathlib.Path) -> Manifest:
     try:
         raw = json.loads(path.read_text())
         if raw.get("format_version") != FORMAT_VERSION:
-            raise RecordsError(path, f"format_version {raw.get('format_version')!r}, this "
-                               f"code reads {FORMAT_VERSION}; rebuild the dataset")
+            raise _rebuild_error(path, raw)
         splits = {
-            name: SplitInfo(**{**split, "shards": [ShardInfo(**s) for s in split["shards"]]})
+            name: SplitInfo(**{**split,
+                               "image_shards": [ShardInfo(**s) for s in split["image_shards"]],
+                               "shards": [ShardInfo(**s) for s in split["shards"]]})
             for name, split in raw.pop("splits").items()
         }
         manifest = Manifest(**raw, splits=splits)
     except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
         raise RecordsError(path, f"not a valid manifest ({e}); rebuild the dataset") from None
     for split in manifest.splits.values():
-        for shard in split.shards:
+        for shard in split.image_shards + split.shards:
             shard_path = path.parent / shard.file
             if not shard_path.is_file() or shard_path.stat().st_size != shard.num_bytes:
                 raise RecordsError(shard_path, "missing or not the size the manifest records "
@@ -244,15 +298,27 @@ def read_manifest(dataset_dir: pathlib.Path) -> Manifest:
     return manifest
 
 
-def shard_paths(dataset_dir: pathlib.Path, split: str, manifest: Manifest) -> list[str]:
-    """The shard files of `split`, as listed in `manifest`."""
+def _split(dataset_dir: pathlib.Path, split: str, manifest: Manifest) -> SplitInfo:
     if split not in manifest.splits:
         if split in SPLITS and "test" not in manifest.splits:  # built before the three-way split
             source = manifest.flags.get("source") or "SOURCE"
             input_dir = manifest.flags.get("input_dir") or "INPUT_DIR"
             raise RecordsError(dataset_dir, f"has no {split!r} split (it was built before "
                                "datasets had train/val/test splits); rebuild it: python -m "
-                               f"data_prep.build_dataset --source={source} "
-                               f"--input_dir={input_dir} --output_dir={dataset_dir} --overwrite")
+                               f"data_prep.build_dataset {{source}}={source} "
+                               f"{{input_dir}}={input_dir} {{output_dir}}={dataset_dir} "
+                               "{overwrite}", ("source", "input_dir", "output_dir", "overwrite"))
         raise RecordsError(dataset_dir, f"no split {split!r}; it has {sorted(manifest.splits)}")
-    return [str(pathlib.Path(dataset_dir) / s.file) for s in manifest.splits[split].shards]
+    return manifest.splits[split]
+
+
+def shard_paths(dataset_dir: pathlib.Path, split: str, manifest: Manifest) -> list[str]:
+    """The pair-table shard files of `split`, as listed in `manifest`."""
+    return [str(pathlib.Path(dataset_dir) / s.file)
+            for s in _split(dataset_dir, split, manifest).shards]
+
+
+def image_shard_paths(dataset_dir: pathlib.Path, split: str, manifest: Manifest) -> list[str]:
+    """The image-table shard files of `split`, in table order, as listed in `manifest`."""
+    return [str(pathlib.Path(dataset_dir) / s.file)
+            for s in _split(dataset_dir, split, manifest).image_shards]

@@ -1,8 +1,9 @@
 """What the evaluation reads: a split's pairs, and the synthetic set's graded series.
 
-`read_pairs` loads the stored pairs of one split (`fvae_tf.data.records`) into
-memory, in storage order (the build's seeded order), with their ids, so every
-method sees exactly the same 64x64 crops. `read_graded` aligns the synthetic
+`read_pairs` loads the pairs of one split (`fvae_tf.data.records`, through the
+input pipeline, which colour-transfers each source) into memory, in storage
+order (the build's seeded order), with their ids, so every method sees
+exactly the same 64x64 crops. `read_graded` aligns the synthetic
 set's graded series (`graded/<id>/neutral_000` and each expression at
 25/50/75/100 %) onto the canonical template exactly as the dataset builder
 aligns the training images, with the true target-to-source coordinates of
@@ -17,13 +18,14 @@ import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
-from fvae_tf.data import builder, readers, records
-from fvae_tf.data.input_pipeline import decode_image
+from fvae_tf.data import builder, input_pipeline, readers, records
 from fvae_tf.expressions import EXPRESSIONS
 from fvae_tf.synthetic import dataset as synthetic_dataset
 from fvae_tf.synthetic import faces
+
+
+_READ_BATCH = 64  # pairs decoded at a time
 
 
 class EvalDataError(Exception):
@@ -62,50 +64,44 @@ def read_pairs(dataset_dir: str | os.PathLike, split: str, limit: int | None = N
                with_hr: bool = False) -> Pairs:
     """The first `limit` pairs (all when None) of `split`, in storage order.
 
+    Read through `input_pipeline.make_dataset` (unshuffled, unflipped, once),
+    so the sources are colour-transferred exactly as in training.
+
     Raises:
       records.RecordsError: not a finished dataset, no such split (a dataset
         built before the test split says to rebuild), or the split is empty.
     """
     manifest = records.read_manifest(dataset_dir)
-    files = records.shard_paths(dataset_dir, split, manifest)
-    if manifest.splits[split].num_pairs == 0:
-        raise records.RecordsError(dataset_dir, f"split {split!r} has no pairs")
-    spec = records.feature_spec(manifest)
-    if not with_hr:
-        spec = {k: v for k, v in spec.items() if not k.endswith("_hr")}
-    examples = tf.data.TFRecordDataset(files).map(lambda s: tf.io.parse_single_example(s, spec))
+    batches = input_pipeline.make_dataset(dataset_dir, split, _READ_BATCH, shuffle=False,
+                                          flip=False, repeat=False, with_hr=with_hr,
+                                          with_ids=True)
     if limit is not None:
-        examples = examples.take(limit)
+        batches = batches.unbatch().take(limit).batch(_READ_BATCH)
     columns: dict[str, list] = {}
-    size, hr_size = manifest.size, manifest.hr_size
-    for example in examples:
-        for key, value in example.items():
-            if key in ("source", "target"):
-                value = decode_image(value, size)
-            elif key.endswith("_hr"):
-                value = decode_image(value, hr_size)
-            columns.setdefault(key, []).append(value.numpy())
+    for batch in batches.as_numpy_iterator():
+        for key, value in batch.items():
+            columns.setdefault(key, []).append(value)
+    size = manifest.size
+
+    def column(key):
+        return np.concatenate(columns[key]) if key in columns else None
 
     def text(key):
-        return np.array([v.decode() for v in columns[key]])
+        return np.array([v.decode() for v in column(key)])
 
     def expressions(key):
-        return np.array([EXPRESSIONS[i] for i in columns[key]])
+        return np.array([EXPRESSIONS[i] for i in column(key)])
 
-    def optional(key, shape):
-        return np.stack(columns[key]).reshape(-1, *shape) if key in columns else None
-
+    visibility = column("gt_visibility")
     return Pairs(
-        source=np.stack(columns["source"]), target=np.stack(columns["target"]),
+        source=column("source"), target=column("target"),
         source_expression=expressions("source_expression"),
         target_expression=expressions("target_expression"),
         identity=text("identity"), source_id=text("source_id"), target_id=text("target_id"),
-        source_landmarks=np.stack(columns["source_landmarks"]).reshape(-1, 68, 2),
-        target_landmarks=np.stack(columns["target_landmarks"]).reshape(-1, 68, 2),
-        gt_coords=optional("gt_coords", (size, size, 2)),
-        gt_visibility=optional("gt_visibility", (size, size)),
-        source_hr=optional("source_hr", (hr_size, hr_size, 3)),
-        target_hr=optional("target_hr", (hr_size, hr_size, 3)))
+        source_landmarks=column("source_landmarks"), target_landmarks=column("target_landmarks"),
+        gt_coords=column("gt_coords"),
+        gt_visibility=None if visibility is None else visibility.reshape(-1, size, size),
+        source_hr=column("source_hr"), target_hr=column("target_hr"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,8 @@ means over training images. Training computes those means once, with the
 best weights, and saves them as `latent_stats.npz` beside the checkpoint.
 
 Every training image counts once: images are the targets of the training
-pairs, deduplicated by their unique image id (an image is the target of
-several pairs), read without augmentation.
+pairs, deduplicated by their index in the split's image table (an image is
+the target of several pairs), read without augmentation.
 """
 
 import dataclasses
@@ -72,27 +72,21 @@ def unique_images(dataset_dir: str | os.PathLike, split: str,
       expression ids int32 [B]).
 
     Raises:
-      records.RecordsError: not a finished dataset, or no such split.
+      records.RecordsError: not a finished dataset, no such split, or no pairs in it.
     """
     manifest = records.read_manifest(dataset_dir)
     files = records.shard_paths(dataset_dir, split, manifest)
-    spec = {key: records.feature_spec(manifest)[key]
-            for key in ("target", "target_expression", "target_id")}
-    seen = set()
-    pngs, labels = [], []
-    parsed = tf.data.TFRecordDataset(files).map(lambda s: tf.io.parse_single_example(s, spec))
-    for example in parsed.as_numpy_iterator():
-        if example["target_id"] not in seen:
-            seen.add(example["target_id"])
-            pngs.append(example["target"])
-            labels.append(example["target_expression"])
-    size = manifest.size
-
-    def decode(png, label):
-        return input_pipeline.decode_image(png, size), tf.cast(label, tf.int32)
-
-    return (tf.data.Dataset.from_tensor_slices((pngs, np.asarray(labels, np.int64)))
-            .map(decode).batch(batch_size))
+    spec = {"target": records.pair_feature_spec(manifest)["target"]}
+    targets = [batch["target"] for batch in tf.data.TFRecordDataset(files).batch(4096).map(
+        lambda serialized: tf.io.parse_example(serialized, spec)).as_numpy_iterator()]
+    if not targets:
+        raise records.RecordsError(dataset_dir, f"split {split!r} has no pairs")
+    table = input_pipeline.load_images(dataset_dir, split, manifest)
+    index = np.unique(np.concatenate(targets))
+    return (tf.data.Dataset.from_tensor_slices((tf.gather(table.crops, index),
+                                                tf.gather(table.expression, index)))
+            .batch(batch_size)
+            .map(lambda images, labels: (input_pipeline.to_float(images), labels)))
 
 
 def compute(encode: Callable[[tf.Tensor], tf.Tensor], batches: tf.data.Dataset,
