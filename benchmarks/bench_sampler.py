@@ -17,6 +17,7 @@ cv2.remap and map_coordinates. Results: benchmarks/results/sampler.{json,md}.
 """
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def faster(a: dict | None, b: dict | None) -> dict | None:
 
 def main(argv):
     del argv
+    load_at_start = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     b, s = FLAGS.batch, FLAGS.size
     inputs = {"images": rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32),
@@ -147,6 +149,9 @@ def main(argv):
              "dense_image_warp; ours (border zeros) against resampler."]
     notes.append("tensorflow-addons: TensorFlow " + addons["tensorflow"] if addons else
                  f"tensorflow-addons not run: {FLAGS.tfa_python} missing (`make bench` builds it).")
+    # Wall time above CPU time is time spent waiting for a core: other processes' load.
+    notes.append(f"Load average (1 min) at start and end: {load_at_start:.1f}, "
+                 f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
     path = harness.write_results(
         "sampler", {"command": "python -m benchmarks.bench_sampler " + " ".join(sys.argv[1:]),
                     "batch": b, "size": s, "repeats": FLAGS.repeats, "rounds": FLAGS.rounds},

@@ -30,7 +30,8 @@ def remap_oracle(image, coords, border, align_corners=False):
 @pytest.mark.parametrize("border", ["clamp", "zeros"])
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("src_size,out_size", [((13, 17), (13, 17)), ((40, 36), (10, 9)),
-                                               ((64, 64), (64, 64))])
+                                               ((64, 64), (64, 64)), ((1, 7), (5, 4)),
+                                               ((6, 1), (3, 8))])
 def test_matches_cv2_remap(border, align_corners, src_size, out_size):
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (8,) + src_size + (3,)).astype(np.float32)
@@ -178,3 +179,89 @@ def test_far_away_points_read_the_border_with_zero_gradient_along_that_axis(bord
     np.testing.assert_array_equal(gradient[far], 0.0)
     if not edge:
         np.testing.assert_array_equal(gradient, 0.0)
+
+
+def _forward_backward(border, align_corners=False, jit_compile=False):
+    """(images, coords, upstream) -> [out, d images, d coords] of sum(out * upstream)."""
+    def step(images, coords, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch([images, coords])
+            out = sampler.bilinear_sample(images, coords, border, align_corners)
+            loss = tf.reduce_sum(out * upstream)
+        return [out] + tape.gradient(loss, [images, coords])
+
+    return tf.function(step, jit_compile=True) if jit_compile else step
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("channels", [1, 4])
+def test_image_gradient_is_the_adjoint(jit_compile, border, align_corners, channels):
+    # The sampler is linear in the images, so <S x, u> = <x, S^T u> for any x, u:
+    # the image gradient (scatters shifted onto the 4 corners) is checked at
+    # full size, over batch boundaries and with points outside the image.
+    rng = np.random.default_rng(7)
+    images = tf.constant(rng.uniform(-1, 1, (3, 20, 24, channels)), tf.float64)
+    coords = tf.constant(rng.uniform(-1.3, 1.3, (3, 17, 15, 2)), tf.float64)
+    upstream = tf.constant(rng.uniform(-1, 1, (3, 17, 15, channels)), tf.float64)
+    out, d_images, _ = _forward_backward(border, align_corners, jit_compile)(
+        images, coords, upstream)
+    np.testing.assert_allclose(np.sum(d_images * images), np.sum(out * upstream), rtol=1e-12)
+    # Each point spreads weight 1 over the image (clamp) or over the image and
+    # the zeros around it: an all-ones upstream gradient sums to what the
+    # sampler reads from an all-ones image.
+    _, d_ones, _ = _forward_backward(border, align_corners, jit_compile)(
+        images, coords, tf.ones_like(upstream))
+    ones = sampler.bilinear_sample(tf.ones_like(images), coords, border, align_corners)
+    np.testing.assert_allclose(np.sum(d_ones), np.sum(ones), rtol=1e-12)
+    if border == "clamp":
+        assert np.sum(d_ones) == pytest.approx(3 * 17 * 15 * channels)
+
+
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+def test_xla_coordinate_gradient_matches_numerical(border):
+    rng = np.random.default_rng(8)
+    images = tf.constant(rng.uniform(-1, 1, (2, 5, 6, 3)), tf.float64)
+    # Non-integer pixel positions inside, near and beyond the image.
+    px = rng.uniform(0.2, 0.8, (2, 3, 4, 2)) + rng.integers(-2, 6, (2, 3, 4, 2))
+    coords = tf.constant((2 * px + 1) / np.array([6, 5]) - 1, tf.float64)
+    upstream = tf.constant(rng.uniform(-1, 1, (2, 3, 4, 3)), tf.float64)
+    forward = tf.function(lambda c: sampler.bilinear_sample(images, c, border), jit_compile=True)
+    _, numerical = tf.test.compute_gradient(forward, [coords])
+    want = upstream.numpy().ravel() @ numerical[0]
+    _, _, d_coords = _forward_backward(border, jit_compile=True)(images, coords, upstream)
+    np.testing.assert_allclose(d_coords.numpy().ravel(), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+def test_coordinate_gradient_at_pixel_centres_is_the_forward_difference(jit_compile, border):
+    # At a pixel centre the kernel has a kink; the gradient is the one-sided
+    # difference towards the next pixel, which past the last one is the
+    # repeated edge (clamp: 0) or zero (zeros: minus the edge pixel).
+    rng = np.random.default_rng(9)
+    image = rng.uniform(-1, 1, (1, 4, 5, 2))
+    upstream = rng.uniform(-1, 1, (1, 4, 5, 2))
+    grid = tf.cast(sampler.identity_grid(4, 5)[None], tf.float64)
+    _, _, d_coords = _forward_backward(border, jit_compile=jit_compile)(
+        tf.constant(image), grid, tf.constant(upstream))
+    padded = np.pad(image, [(0, 0), (0, 1), (0, 1), (0, 0)],
+                    mode="edge" if border == "clamp" else "constant")
+    d_x = np.diff(padded[:, :4], axis=2) * 5 / 2  # d pixel / d normalized = W / 2
+    d_y = np.diff(padded[:, :, :5], axis=1) * 4 / 2
+    want = np.stack([np.sum(d_x * upstream, -1), np.sum(d_y * upstream, -1)], -1)
+    np.testing.assert_allclose(d_coords, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("border", ["clamp", "zeros"])
+def test_nan_coordinates_give_nan_not_an_error(jit_compile, border):
+    # A diverging model must reach the NaN guard, not fail inside a gather.
+    image = tf.ones((1, 4, 5, 3))
+    coords = tf.constant([[[[np.nan, 0.0], [0.1, np.nan], [0.2, 0.3]]]], tf.float32)
+    out, d_images, d_coords = _forward_backward(border, jit_compile=jit_compile)(
+        image, coords, tf.ones((1, 1, 3, 3)))
+    assert np.isnan(out[0, 0, :2]).all() and np.isfinite(out[0, 0, 2]).all()
+    assert np.isnan(d_coords[0, 0, 0]).any() and np.isnan(d_coords[0, 0, 1]).any()
+    np.testing.assert_allclose(out[0, 0, 2], 1.0)
