@@ -78,7 +78,8 @@ def main() -> None:
         {f"Per-image stages, median of {len(paths)} images, 1 process": (stages, ["stage", "ms"]),
          "data_prep.align_faces on the folder": (
              rates, ["processes", "images", "images_per_s", "wall_s"])},
-        [f"Speed-up of 2 over 1 processes: {rates[1]['images_per_s'] / rates[0]['images_per_s']:.2f}x "
+        [f"Speed-up of 2 over 1 processes: "
+         f"{rates[1]['images_per_s'] / rates[0]['images_per_s']:.2f}x "
          "(wall includes starting the interpreters and loading dlib's models)."])
     print(path.read_text())
 

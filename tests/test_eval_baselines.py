@@ -9,7 +9,7 @@ import skimage.metrics
 import tensorflow as tf
 
 from fvae_tf import metrics
-from fvae_tf.eval import baselines, demo_report, optical_flow, report, scores
+from fvae_tf.eval import baselines, demo_report, optical_flow, real_faces, report, scores
 from fvae_tf.model import config as config_lib
 from fvae_tf.model import fvae as fvae_lib
 
@@ -217,3 +217,18 @@ def test_markdown_to_html_on_fixed_input():
         "<h2>Title</h2>", "<p>Some bold text.</p>",
         "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>&lt;2&gt;</td></tr></table>",
         "<li>one</li>", "<li>two</li>"])
+
+
+def test_mouth_distances_ignore_head_motion_and_measure_the_mouth():
+    rng = np.random.default_rng(4)
+    real = rng.uniform(0, 100, (68, 2))
+    neutral = real.copy()
+    neutral[real_faces.MOUTH] += [3.0, 4.0]  # the mouth 5 px off, the rest in place
+    half = real.copy()
+    half[real_faces.MOUTH] += [1.5, 2.0]
+    # The edit moved the whole head (rotated, scaled, shifted): the fit undoes it.
+    angle, scale = 0.2, 1.3
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = half @ rotation.T + [7.0, -2.0]
+    before, after = real_faces.mouth_distances(neutral, moved, real)
+    assert before == pytest.approx(5.0) and after == pytest.approx(2.5)

@@ -10,7 +10,8 @@ import skimage.metrics
 import tensorflow as tf
 
 from fvae_tf import errors
-from fvae_tf.train import evaluation, run_state
+from fvae_tf.model import config as config_lib
+from fvae_tf.train import evaluation, run_state, step
 from fvae_tf.warp import sampler
 
 
@@ -101,3 +102,17 @@ def test_actionable_error_names_settings_in_library_or_flag_terms():
     assert error.describe("--{}") == "--batch_size is 0 in /data/{x}; lower --lr"
     assert errors.message(error, "--{}") == error.describe("--{}")
     assert errors.message(ValueError("plain"), "--{}") == "plain"
+
+
+@pytest.mark.parametrize("schedule, share_at_half, share_at_end", [
+    ("constant", 1.0, 1.0),
+    # (1 - alpha) * (1 + cos(pi t)) / 2 + alpha, alpha = step.COSINE_FLOOR = 0.05
+    ("cosine", 0.95 * 0.5 + 0.05, 0.05)])
+def test_learning_rate_schedule_closed_form(schedule, share_at_half, share_at_end):
+    config = config_lib.get_config("tiny", learning_rate=1e-3, num_steps=100,
+                                   lr_schedule=schedule)
+    variable = tf.Variable(1.0)
+    optimizer = step.make_optimizer(config, [variable])
+    for iteration, share in ((0, 1.0), (50, share_at_half), (100, share_at_end)):
+        optimizer.iterations.assign(iteration)
+        assert float(optimizer.learning_rate) == pytest.approx(1e-3 * share, rel=1e-5)

@@ -27,6 +27,7 @@ _COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("l1", "L1", 4),
             ("width_error", "width error", 3), ("corner_lift", "corner lift / IOD", 3),
             ("lift_error", "lift error", 3), ("lip_thickness", "lip thickness / IOD", 3),
             ("closed_share", "mouth distance closed", 2),
+            ("closed_share_pooled", "mouth distance closed, pooled", 2),
             ("identity_distance", "identity distance", 3),
             ("identity_distance_p90", "identity distance, 90th pct", 3), ("n", "n", 0))
 
