@@ -36,8 +36,6 @@ from fvae_tf.data import color_transfer, records
 from fvae_tf.data import jitter as jitter_lib
 from fvae_tf.face_template import MIRROR_PERMUTATION
 
-_IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
-_LANDMARK_KEYS = ("source_landmarks", "target_landmarks")
 # Pair records are two indices, plus ~50 kB of ground truth for a synthetic
 # pair at 64 px; this bounds the shuffle buffer's memory.
 _MAX_SHUFFLE_BUFFER = 1024
@@ -56,10 +54,10 @@ def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
       The same keys, mirrored.
     """
     out = dict(example)
-    for key in _IMAGE_KEYS:
+    for key in jitter_lib.IMAGE_KEYS:
         if key in out:
             out[key] = tf.reverse(out[key], axis=[1])
-    for key in _LANDMARK_KEYS:
+    for key in jitter_lib.LANDMARK_KEYS:
         if key in out:
             out[key] = tf.gather(out[key] * [-1.0, 1.0], MIRROR_PERMUTATION)
     if "gt_coords" in out:
@@ -183,6 +181,7 @@ def make_dataset(
     with_hr: bool = False,
     with_ids: bool = False,
     jitter: float = 0.0,
+    table: ImageTable | None = None,
 ) -> tf.data.Dataset:
     """Batches of decoded pairs from a dataset directory.
 
@@ -200,6 +199,9 @@ def make_dataset(
       with_ids: also return the images' ids.
       jitter: size of a random similarity applied to each pair after the
         flip (`fvae_tf.data.jitter`; not in the paper); 0: none.
+      table: the split's image table (`load_images`, with the high-res crops
+        when with_hr), so that a caller making one dataset per epoch reads it
+        once; None: loaded here.
 
     Returns:
       A dataset of dicts:
@@ -224,7 +226,8 @@ def make_dataset(
     num_pairs = manifest.splits[split].num_pairs
     if num_pairs == 0:
         raise records.RecordsError(dataset_dir, f"split {split!r} has no pairs")
-    table = load_images(dataset_dir, split, manifest, with_hr)
+    if table is None:
+        table = load_images(dataset_dir, split, manifest, with_hr)
     options = tf.data.Options()
     options.deterministic = True
 

@@ -27,8 +27,9 @@ import tensorflow as tf
 
 from fvae_tf.warp import sampler
 
-_IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
-_LANDMARK_KEYS = ("source_landmarks", "target_landmarks")
+# What travels with a pair and moves with it (also `input_pipeline.flip_pair`'s keys).
+IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
+LANDMARK_KEYS = ("source_landmarks", "target_landmarks")
 
 
 def random_similarity(amount: float, seed: tf.Tensor) -> tf.Tensor:
@@ -78,10 +79,10 @@ def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
     matrix = random_similarity(amount, seed)
     inverse = _invert(matrix)
     out = dict(example)
-    for key in _IMAGE_KEYS:
+    for key in IMAGE_KEYS:
         if key in out:
             out[key] = _resample(out[key], inverse)
-    for key in _LANDMARK_KEYS:
+    for key in LANDMARK_KEYS:
         if key in out:
             out[key] = _apply(matrix, out[key])
     if "gt_coords" in out:

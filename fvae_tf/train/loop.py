@@ -192,10 +192,11 @@ def train_batches(strategy: tf.distribute.Strategy, dataset_dir: pathlib.Path,
     cut to `steps_per_epoch` full batches, so step s always sees the same batch.
     """
     epoch, offset = divmod(start_step, steps_per_epoch)
+    table = input_pipeline.load_images(dataset_dir, "train", records.read_manifest(dataset_dir))
     while True:
         data = input_pipeline.make_dataset(dataset_dir, "train", config.batch_size,
                                            seed=epoch_seed(config.seed, epoch), repeat=False,
-                                           jitter=config.geometric_jitter)
+                                           jitter=config.geometric_jitter, table=table)
         # take() drops the short last batch, so every epoch has steps_per_epoch steps.
         data = data.take(steps_per_epoch).skip(offset).map(evaluation.model_inputs)
         yield from strategy.experimental_distribute_dataset(data)
