@@ -32,6 +32,8 @@ def test_every_preset_is_valid_and_documented():
         config_lib.get_config("tiny", learning_rat=1.0)
     with pytest.raises(ValueError, match="power of two"):
         config_lib.get_config("tiny", image_size=48)
+    with pytest.raises(ValueError, match="geometric_jitter must be at least 0"):
+        config_lib.get_config("tiny", geometric_jitter=-0.1)
 
 
 def test_shapes_and_value_ranges():

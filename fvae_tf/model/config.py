@@ -120,4 +120,7 @@ def get_config(name: str, **overrides) -> FVAEConfig:
     if config.image_size % 2 ** (config.multiscale_levels - 1) or config.multiscale_levels < 1:
         raise ValueError(f"multiscale_levels {config.multiscale_levels} must be at least 1 and "
                          f"2^(levels-1) must divide image_size {config.image_size}")
+    if config.geometric_jitter < 0:
+        raise ValueError(f"geometric_jitter must be at least 0 (0: none), "
+                         f"got {config.geometric_jitter}")
     return config
