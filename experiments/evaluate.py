@@ -16,7 +16,7 @@ from absl import app, flags
 
 from fvae_tf import errors
 from fvae_tf.data import records
-from fvae_tf.eval import data, models
+from fvae_tf.eval import data, models, optical_flow
 from fvae_tf.eval import evaluate as evaluation
 
 FVAE_DIR = flags.DEFINE_string("fvae_dir", None, "FVAE run directory (its mask/ is used too).",
@@ -60,6 +60,9 @@ def main(argv: list[str]) -> None:
     except (evaluation.EvalError, models.EvalModelError, data.EvalDataError,
             records.RecordsError) as e:
         sys.exit(f"error: {errors.message(e, '--{}')}")
+    except optical_flow.OpticalFlowError as e:
+        sys.exit(f"error: {e}; nothing was written to {OUTPUT_DIR.value}. OpenCV's flows "
+                 f"fail now and then without a cause in the data: run the command again")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: nothing was written to {OUTPUT_DIR.value}")
     print(f"wrote {OUTPUT_DIR.value} (results.md, results.json, plots, grids) in "

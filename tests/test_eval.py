@@ -97,10 +97,11 @@ def test_evaluate_binary_end_to_end(setup):
     for method, row in table.items():
         _finite(row, "psnr", "ssim", "l1", "sharpness")
         if method not in vaes and method != table1.FVAE_CONFIDENCE:
-            _finite(row, "epe_visible", "epe_moving")
+            _finite(row, "epe_visible", "epe_moving", "epe_moving_face")
     assert table[table1.FVAE]["n"] == table[table1.FVAE_CONFIDENCE]["n"] == 12
     assert 0.0 <= results["confidence"]["auc_mask"] <= 1.0
     assert 0.0 <= results["confidence"]["auc_label"] <= 1.0
+    assert 0.0 <= results["confidence"]["auc_mask_face"] <= 1.0
     assert set(results["upsampling"]) == {"flow upsampling", "pixel upsampling (bilinear)",
                                           "pixel upsampling (bicubic)"}
     for row in results["upsampling"].values():
@@ -111,7 +112,7 @@ def test_evaluate_binary_end_to_end(setup):
     for method, row in editing.items():
         _finite(row, "psnr", "ssim", "sharpness")
         assert row["n"] == 8  # two series x four intensities
-    _finite(editing[table1.FVAE], "epe_moving")
+    _finite(editing[table1.FVAE], "epe_moving", "epe_moving_face")
     assert list(results["editing"]["by_intensity"]) == ["25%", "50%", "75%", "100%"]
     interpolation = results["interpolation"]
     assert list(interpolation["by_step"]) == ["25%", "50%", "75%"]

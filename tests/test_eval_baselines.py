@@ -79,6 +79,34 @@ def test_endpoint_error_by_hand():
     assert np.isnan(scores.flow_scores(coords, moved, visibility)["epe_moving"])
 
 
+def _square_landmarks(left: float, right: float, size: int) -> np.ndarray:
+    """68 landmarks whose jaw and brows (0-26) outline the pixel square [left, right]^2."""
+    corners = np.array([[left, left], [right, left], [right, right], [left, right]])
+    points = np.full((68, 2), (left + right) / 2)
+    points[:27] = corners[np.arange(27) % 4]
+    return (points + 0.5) * 2 / size - 1  # pixel centres -> normalized
+
+
+def test_face_region_is_the_hull_of_jaw_and_brows():
+    # A square from pixel centre 2 to pixel centre 5 holds pixels 2..5 in each axis.
+    region = scores.face_region(_square_landmarks(2.0, 5.0, 8), 8)
+    expected = np.zeros((8, 8), bool)
+    expected[2:6, 2:6] = True
+    np.testing.assert_array_equal(region, expected)
+
+
+def test_endpoint_error_inside_the_face_only_counts_moving_face_pixels():
+    truth = baselines.identity_coords(8, 8)
+    truth[..., 0] += 2 * 2.0 / 8  # everything moves 2 px
+    coords = truth.copy()
+    coords[0, 0, 0] += 4 * 2.0 / 8  # 4 px off outside the face
+    coords[3, 3, 1] += 1 * 2.0 / 8  # 1 px off inside it
+    face = scores.face_region(_square_landmarks(2.0, 5.0, 8), 8)
+    values = scores.flow_scores(coords, truth, np.ones((8, 8)), face)
+    assert values["epe_moving"] == pytest.approx(5 / 64)
+    assert values["epe_moving_face"] == pytest.approx(1 / 16)
+
+
 def test_roc_auc_by_hand():
     # Positives 0.35, 0.8; negatives 0.1, 0.4: 3 of 4 positive-negative pairs ordered.
     assert metrics.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
@@ -113,6 +141,26 @@ def test_sparse_to_dense_is_deterministic_and_finite_in_workers():
         assert np.all(np.isfinite(a))
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(first[0], first[2])  # the same pair in another worker
+
+
+def test_a_non_finite_flow_is_computed_again_then_refused(monkeypatch):
+    target, source = _shifted_pair()
+    flows = [np.full((SIZE, SIZE, 2), np.nan, np.float32), np.ones((SIZE, SIZE, 2), np.float32)]
+    monkeypatch.setattr(optical_flow, "pixel_flow", lambda *job: flows.pop(0))
+    coords = optical_flow.sampling_coords(("dis", target, source))
+    np.testing.assert_allclose(optical_flow.coords_to_flow(coords), 1.0, atol=1e-5)
+    nan = np.full((SIZE, SIZE, 2), np.nan, np.float32)
+    calls = []
+    monkeypatch.setattr(optical_flow, "pixel_flow", lambda *job: calls.append(1) or nan)
+    with pytest.raises(ValueError, match="non-finite flow 3 times"):
+        optical_flow.sampling_coords(("dis", target, source))
+    assert len(calls) == optical_flow.ATTEMPTS
+
+
+def test_a_failing_flow_worker_is_reported_with_its_error():
+    target, source = _shifted_pair()
+    with pytest.raises(optical_flow.OpticalFlowError, match="exited with 1: .*error"):
+        optical_flow.flows_in_processes([("dis", target, source[:-4])], num_workers=1)
 
 
 def test_flow_coordinates_round_trip():

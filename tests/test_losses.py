@@ -199,6 +199,28 @@ def test_mask_label_quantile_normalises_per_image():
     np.testing.assert_allclose(label[:, 0], [[0.75, 0.5, 0.25, 0.0]] * 2, atol=1e-6)
 
 
+def test_census_mask_label_ignores_lighting_and_flags_new_content():
+    rng = np.random.default_rng(5)
+    target = rng.uniform(-0.8, 0.8, (1, 12, 12, 3)).astype(np.float32)
+    warped = 0.9 * target + 0.05  # a good warp under other lighting ...
+    warped[0, 5:7, 5:7] = 0.0  # ... but flat where the target shows new content
+    census = losses.mask_label(target, warped, norm=48.0, distance="census").numpy()[0, ..., 0]
+    want = 1.0 - losses.census_distance(target, warped).numpy()[0, ..., 0] / 48.0
+    np.testing.assert_allclose(census, want, atol=1e-6)
+    l1 = losses.mask_label(target, warped, norm=6.0).numpy()[0, ..., 0]
+    new = np.zeros((12, 12), bool)
+    new[5:7, 5:7] = True
+    far = np.ones((12, 12), bool)
+    far[2:10, 2:10] = False  # beyond the census window of the new content
+    # Lighting alone costs census almost nothing, eq. 7's L1 up to 6 %.
+    assert census[far].min() > 0.98 and l1[far].min() < 0.95
+    assert census[new].max() < census[far].min() - 0.1
+    both = losses.mask_label(target, warped, norm=6.0, quantile=0.9, distance="l1*census")
+    np.testing.assert_allclose(
+        both, losses.mask_label(target, warped, 6.0, 0.9, "l1").numpy()
+        * losses.mask_label(target, warped, 6.0, 0.9, "census").numpy(), atol=1e-6)
+
+
 def test_config_lists_every_photometric_distance():
     from fvae_tf.model import config
     assert set(config.PHOTOMETRIC) == {kind.value for kind in losses.Photometric}

@@ -18,7 +18,6 @@ import numpy as np
 
 from fvae_tf import atomic_io
 from fvae_tf.data import input_pipeline, records
-from fvae_tf.model import losses
 from fvae_tf.train import checkpoints, summaries
 
 _PICTURE_DIRS = ("eval", "edit", "interpolate")
@@ -110,8 +109,7 @@ def _example_grids(demo: pathlib.Path, examples: int) -> list[str]:
                                         coords=coords.numpy()),
                     "FVAE: source | target | warp of the source | flow | L1 error")]
     mask = checkpoints.load_confidence_model(demo / "fvae")
-    label = losses.mask_label(target, warped, mask.fvae.config.mask_label_norm,
-                              mask.fvae.config.mask_label_quantile)
+    label = mask.label(target, warped)
     figures.append(_png(summaries.pair_grid(
         source.numpy(), target.numpy(), warped.numpy(), label=label.numpy(),
         confidence=mask.confidence(source, z).numpy()),

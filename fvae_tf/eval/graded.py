@@ -30,7 +30,7 @@ from fvae_tf.edit import editing, interpolation
 from fvae_tf.eval import baselines, optical_flow, table1
 from fvae_tf.eval.data import GradedSeries
 from fvae_tf.eval.models import Models
-from fvae_tf.eval.scores import Scores, flow_scores, image_scores
+from fvae_tf.eval.scores import Scores, face_region, flow_scores, image_scores
 
 CROSS_FADE = "cross-fade"
 MESH_MORPH = "landmark mesh morphing"
@@ -86,8 +86,9 @@ def run_editing(models: Models, series: list[GradedSeries],
             for name, output in outputs.items():
                 values = image_scores(output[k], item.frames[k])
                 if name in fields:
-                    values["epe_moving"] = flow_scores(fields[name][k], item.coords[k],
-                                                       item.visibility[k])["epe_moving"]
+                    epe = flow_scores(fields[name][k], item.coords[k], item.visibility[k],
+                                      face_region(item.landmarks[k], item.coords.shape[1]))
+                    values.update({m: epe[m] for m in ("epe_moving", "epe_moving_face")})
                 overall.add(name, values)
                 steps.setdefault(_step_key(intensity), Scores()).add(name, values)
         if number == 0:

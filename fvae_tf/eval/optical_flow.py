@@ -34,6 +34,13 @@ import numpy as np
 from fvae_tf.warp import coordinates
 
 SPARSE_TO_DENSE_GRID_STEP = 4  # see the module docstring: 8 breaks OpenCV 5 on 64 px crops
+# Tries per job: SparseToDense still returns NaN now and then (about once in several
+# thousand flows on a busy machine), and not again on the same images.
+ATTEMPTS = 3
+
+
+class OpticalFlowError(RuntimeError):
+    """An optical-flow worker failed; the message holds its last error line."""
 
 
 class FlowMethod(str, enum.Enum):
@@ -93,13 +100,16 @@ def sampling_coords(job: tuple[str, np.ndarray, np.ndarray]) -> np.ndarray:
     """`(method, target, source)` -> the target-to-source sampling coordinates [H, W, 2].
 
     Raises:
-      ValueError: the flow holds NaN or Inf (an OpenCV failure, never silent).
+      ValueError: the flow held NaN or Inf on each of `ATTEMPTS` tries (an
+        OpenCV failure, never silent).
     """
     method, target, source = job
-    flow = pixel_flow(method, target, source)
-    if not np.all(np.isfinite(flow)):
-        raise ValueError(f"{FlowMethod(method).value} returned a non-finite flow")
-    return flow_to_coords(flow)
+    for _ in range(ATTEMPTS):
+        flow = pixel_flow(method, target, source)
+        if np.all(np.isfinite(flow)):
+            return flow_to_coords(flow)
+    raise ValueError(f"{FlowMethod(method).value} returned a non-finite flow "
+                     f"{ATTEMPTS} times on the same images")
 
 
 def flows_in_processes(jobs: list[tuple[str, np.ndarray, np.ndarray]], num_workers: int
@@ -119,7 +129,7 @@ def flows_in_processes(jobs: list[tuple[str, np.ndarray, np.ndarray]], num_worke
       float32 [H, W, 2] normalized sampling coordinates per job.
 
     Raises:
-      RuntimeError: a worker failed (its last error line is in the message).
+      OpticalFlowError: a worker failed (its last error line is in the message).
     """
     if not jobs:
         return []
@@ -140,7 +150,8 @@ def flows_in_processes(jobs: list[tuple[str, np.ndarray, np.ndarray]], num_worke
             _, errors = worker.communicate()
             if worker.returncode != 0:
                 last = errors.strip().splitlines()[-1] if errors.strip() else "no message"
-                raise RuntimeError(f"optical-flow worker exited with {worker.returncode}: {last}")
+                raise OpticalFlowError(f"an optical-flow worker (OpenCV) exited with "
+                                       f"{worker.returncode}: {last}")
             with np.load(outputs) as data:
                 results.extend(data["coords"])
     return results

@@ -23,7 +23,9 @@ from fvae_tf.eval import table1  # noqa: E402
 
 _COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("l1", "L1", 4),
             ("sharpness", "sharpness", 3), ("epe_visible", "EPE visible px", 3),
-            ("epe_moving", "EPE moving px", 3), ("mouth_width", "mouth width / IOD", 3),
+            ("epe_moving", "EPE moving px", 3),
+            ("epe_moving_face", "EPE moving px, inside face", 3),
+            ("mouth_width", "mouth width / IOD", 3),
             ("width_error", "width error", 3), ("corner_lift", "corner lift / IOD", 3),
             ("lift_error", "lift error", 3), ("lip_thickness", "lip thickness / IOD", 3),
             ("closed_share", "mouth distance closed", 2),
@@ -146,7 +148,11 @@ def markdown(results: dict) -> str:
         parts += ["## Confidence mask against truth",
                   f"ROC AUC of 1 - M against the target pixels the source does not show "
                   f"({100 * c['hidden_share']:.1f} % of pixels): **{_number(c['auc_mask'], 3)}**; "
-                  f"of 1 - eq. 7's label: **{_number(c['auc_label'], 3)}** (0.5: chance)."]
+                  f"of 1 - eq. 7's label: **{_number(c['auc_label'], 3)}** (0.5: chance). "
+                  f"Inside the face (hull of the jaw line and brows, leaving out the crop's "
+                  f"padded frame and the rubber-sheet background): 1 - M "
+                  f"**{_number(c.get('auc_mask_face'), 3)}**, label "
+                  f"**{_number(c.get('auc_label_face'), 3)}**."]
     if "upsampling" in results:
         parts += ["## Flow upsampling (6.4)",
                   "FVAE warp with the true target latent, 64 px to the high-resolution crop; "
@@ -159,7 +165,9 @@ def markdown(results: dict) -> str:
                   table(results["editing"]["overall"]), "PSNR by intensity:",
                   step_table(results["editing"]["by_intensity"], "psnr"),
                   "EPE (moving pixels) by intensity:",
-                  step_table(results["editing"]["by_intensity"], "epe_moving", 3)]
+                  step_table(results["editing"]["by_intensity"], "epe_moving", 3),
+                  "EPE (moving pixels inside the face) by intensity:",
+                  step_table(results["editing"]["by_intensity"], "epe_moving_face", 3)]
     if "interpolation" in results:
         parts += ["## Interpolation against truth (6.2, synthetic graded series)",
                   "Inputs: neutral and 100 %; truth: the 25/50/75 % renderings.",

@@ -9,12 +9,15 @@ truth, below 1 for blur.
 import collections
 import math
 
+import cv2
 import numpy as np
 
 from fvae_tf import metrics
 from fvae_tf.eval.optical_flow import coords_to_flow
+from fvae_tf.warp import coordinates
 
 MOVING_PX = 1.0  # a pixel "moves" when its true displacement exceeds this many pixels
+FACE_OUTLINE = list(range(27))  # dlib's jaw line (0-16) and brows (17-26)
 
 
 def image_scores(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -31,22 +34,44 @@ def _masked_epe(coords: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
     return metrics.endpoint_error(coords, truth, mask.astype(np.float32))
 
 
-def flow_scores(coords: np.ndarray, truth: np.ndarray, visibility: np.ndarray
-                ) -> dict[str, float]:
+def face_region(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Pixels whose centre lies inside the hull of the jaw line and brows, [size, size] bool.
+
+    There the face's own motion shows. Outside lie neck, hair and background,
+    which a synthetic face's truth moves with its mesh, like a rubber sheet:
+    on a flat background that motion is invisible to any photometric loss.
+
+    Args:
+      landmarks: [68, 2] (x, y), normalized coordinates of a size x size crop.
+    """
+    points = coordinates.to_pixels(np.asarray(landmarks)[FACE_OUTLINE], size)
+    hull = cv2.convexHull(np.round(points * 16).astype(np.int32))  # 4 fractional bits
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(region, hull, 1, lineType=cv2.LINE_8, shift=4)
+    return region.astype(bool)
+
+
+def flow_scores(coords: np.ndarray, truth: np.ndarray, visibility: np.ndarray,
+                face: np.ndarray | None = None) -> dict[str, float]:
     """End-point error against the true field, over visible and over moving pixels.
 
     Args:
       coords, truth: [H, W, 2] target-to-source fields.
       visibility: [H, W], 1 where the target pixel is visible in the source.
+      face: optional [H, W] bool, the target's `face_region`.
 
     Returns:
       "epe_visible" and "epe_moving" (visible and true displacement above
-      `MOVING_PX`), pixels; NaN where no pixel qualifies.
+      `MOVING_PX`), pixels; with `face`, also "epe_moving_face" (moving and
+      inside the face); NaN where no pixel qualifies.
     """
     visible = np.asarray(visibility) > 0.5
     moving = visible & (np.linalg.norm(coords_to_flow(truth), axis=-1) > MOVING_PX)
-    return {"epe_visible": _masked_epe(coords, truth, visible),
-            "epe_moving": _masked_epe(coords, truth, moving)}
+    values = {"epe_visible": _masked_epe(coords, truth, visible),
+              "epe_moving": _masked_epe(coords, truth, moving)}
+    if face is not None:
+        values["epe_moving_face"] = _masked_epe(coords, truth, moving & face)
+    return values
 
 
 class Scores:

@@ -41,7 +41,7 @@ from fvae_tf.edit import editing, upsampling
 from fvae_tf.eval import baselines, optical_flow
 from fvae_tf.eval.data import Pairs
 from fvae_tf.eval.models import Models
-from fvae_tf.eval.scores import Scores, flow_scores, image_scores
+from fvae_tf.eval.scores import Scores, face_region, flow_scores, image_scores
 from fvae_tf.warp import flow_upsampling
 
 FVAE = "FVAE"
@@ -125,10 +125,11 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
     fvae = models.fvae
     truth = pairs.gt_coords is not None
     table, examples = Scores(), collections.defaultdict(list)
-    auc_parts = {"mask": [], "label": [], "hidden": []}
+    auc_parts = {"mask": [], "label": [], "hidden": [], "face": []}
     identity = baselines.identity_coords(*pairs.source.shape[1:3])
     for rows in _batches(len(pairs), batch_size):
         source, target = pairs.source[rows], pairs.target[rows]
+        faces = [face_region(points, source.shape[1]) for points in pairs.target_landmarks[rows]]
         fields = {FVAE: fvae.decode_flow(fvae.encode(target), source).numpy()}
         fields.update({name: flow[rows] for name, flow in flows.items()})
         for name, average in averages.items():
@@ -147,7 +148,7 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
                 values = image_scores(output[i], target[i])
                 if truth and name in fields:
                     values.update(flow_scores(fields[name][i], pairs.gt_coords[rows][i],
-                                              pairs.gt_visibility[rows][i]))
+                                              pairs.gt_visibility[rows][i], faces[i]))
                 table.add(name, values)
         if models.mask is not None:
             _, confidence, label, _ = models.mask.compute_loss_and_outputs(
@@ -156,6 +157,7 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
                 auc_parts["mask"].append(1.0 - confidence.numpy()[..., 0])
                 auc_parts["label"].append(1.0 - label.numpy()[..., 0])
                 auc_parts["hidden"].append(pairs.gt_visibility[rows] < 0.5)
+                auc_parts["face"].append(np.stack(faces))
         for name, output in outputs.items():
             examples[name].extend(output[:max(0, num_examples - len(examples[name]))])
         if progress is not None:
@@ -183,6 +185,11 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
             "hidden_share": float(np.mean(np.concatenate(
                 [h.ravel() for h in auc_parts["hidden"]]))),
         }
+        inside = [face.ravel() for face in auc_parts["face"]]
+        for name in ("mask", "label"):
+            results["confidence"][f"auc_{name}_face"] = _auc(
+                [s.ravel()[f] for s, f in zip(auc_parts[name], inside)],
+                [h.ravel()[f] for h, f in zip(auc_parts["hidden"], inside)])
     return results, {name: np.stack(images) for name, images in examples.items()}
 
 

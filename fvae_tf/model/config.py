@@ -41,6 +41,7 @@ class FVAEConfig:
     flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
     flow_supervision: float = 0.0  # weight of EPE on ground-truth flow (synthetic only); 0: off
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
+    mask_label_distance: str = "l1"  # eq. 7's distance: "l1" (paper), "census", "l1*census"...
     jit_compile: bool = False  # compile the training step with XLA
     geometric_jitter: float = 0.0  # one random similarity per training pair (data/jitter.py)
     # --- training (5.4) ---
@@ -67,7 +68,7 @@ class FVAEConfig:
 
 # The departures from the paper that the CPU presets use (README: values the paper lost).
 _PROJECT_READING = dict(photometric="census", flow_head="residual", jit_compile=True,
-                        mask_label_quantile=0.95)
+                        mask_label_quantile=0.95, mask_label_distance="census")
 
 _PRESETS = {
     # SPEC's values, for a GPU.
@@ -117,6 +118,10 @@ def get_config(name: str, **overrides) -> FVAEConfig:
         if getattr(config, field) not in allowed:
             raise ValueError(f"{field} must be one of {', '.join(allowed)}, "
                              f"got {getattr(config, field)!r}")
+    if not set(config.mask_label_distance.split("*")) <= set(PHOTOMETRIC):
+        raise ValueError(f"mask_label_distance must be one of {', '.join(PHOTOMETRIC)} or "
+                         f"several joined by '*' (their labels' product), "
+                         f"got {config.mask_label_distance!r}")
     if config.image_size % 2 ** (config.multiscale_levels - 1) or config.multiscale_levels < 1:
         raise ValueError(f"multiscale_levels {config.multiscale_levels} must be at least 1 and "
                          f"2^(levels-1) must divide image_size {config.image_size}")

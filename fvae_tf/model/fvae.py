@@ -160,11 +160,16 @@ class ConfidenceModel(keras.Model):
         """Inference: M(x_s, z), [B, H, W, 1] in (0, 1)."""
         return self.mask_net((source, z), training=False)
 
+    def label(self, target: tf.Tensor, warped: tf.Tensor) -> tf.Tensor:
+        """Eq. 7's labels of a warp, with the run's label settings, [B, H, W, 1]."""
+        config = self.fvae.config
+        return losses.mask_label(target, warped, config.mask_label_norm,
+                                 config.mask_label_quantile, config.mask_label_distance)
+
     def compute_loss_and_outputs(self, batch, training: bool):
         """Returns (eq. 8 loss, confidence, eq. 7 label, warped)."""
         z = self.fvae.encode(batch["target"])
         warped = self.fvae.warp(batch["source"], z)
-        label = losses.mask_label(batch["target"], warped, self.fvae.config.mask_label_norm,
-                                  self.fvae.config.mask_label_quantile)
+        label = self.label(batch["target"], warped)
         confidence = self.mask_net((batch["source"], z), training=training)
         return losses.mask_loss(confidence, label), confidence, label, warped

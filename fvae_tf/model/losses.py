@@ -230,22 +230,34 @@ def flow_coherence(
 
 
 def mask_label(target: tf.Tensor, warped: tf.Tensor, norm: float,
-               quantile: float = 0.0) -> tf.Tensor:
+               quantile: float = 0.0, distance: str = "l1") -> tf.Tensor:
     """Eq. 7: y(p) = 1 - ||x_t(p) - x_hat(p)||_1 / Z, clipped to [0, 1].
 
     Args:
-      target, warped: [B, H, W, C].
+      target, warped: [B, H, W, 3] in [-1, 1].
       norm: Z; with images in [-1, 1] and 3 channels, 6 is the largest
-        possible distance, so y never leaves [0, 1].
+        possible L1 distance, so y never leaves [0, 1].
       quantile: not in the paper: when in (0, 1], Z is instead, per image,
         this quantile of the distances (the largest when 1; at least 1e-3), so
         the worst-warped pixels get labels near 0 whatever the image's error
         scale. 0 keeps the fixed `norm`.
+      distance: the per-pixel distance, a `Photometric` value; "l1" is
+        eq. 7's. Not in the paper: "census" is blind to the lighting
+        differences that make up most of a good warp's L1 error, so its
+        labels single out the content the source lacks (teeth, eye whites);
+        its largest value is 48 (7 x 7 neighbours), so it needs a quantile or
+        a matching `norm`. Several, joined by "*" ("l1*census"): the product
+        of their labels, low where any distance is high.
 
     Returns:
       [B, H, W, 1] labels (no gradient: they come from the frozen E and D).
     """
-    distance = tf.reduce_sum(tf.abs(target - warped), axis=-1, keepdims=True)
+    if "*" in distance:
+        label = 1.0
+        for part in distance.split("*"):
+            label *= mask_label(target, warped, norm, quantile, part)
+        return label
+    distance = photometric_map(target, warped, distance)
     if quantile > 0:
         flat = tf.sort(tf.reshape(distance, [tf.shape(distance)[0], -1]), axis=-1)
         count = flat.shape[-1]
