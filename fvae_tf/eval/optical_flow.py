@@ -34,8 +34,8 @@ import numpy as np
 from fvae_tf.warp import coordinates
 
 SPARSE_TO_DENSE_GRID_STEP = 4  # see the module docstring: 8 breaks OpenCV 5 on 64 px crops
-# Tries per job: SparseToDense still returns NaN now and then (about once in several
-# thousand flows on a busy machine), and not again on the same images.
+# Tries per job: SparseToDense still returns NaN now and then (once in about 9,000
+# flows over one session's evaluations on a busy machine), not again on the same images.
 ATTEMPTS = 3
 
 
