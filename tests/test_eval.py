@@ -10,6 +10,7 @@ dataset builder.
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import shutil
 import subprocess
@@ -184,6 +185,27 @@ def test_binary_bad_input_message(setup):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "error: --fvae_dir:" in result.stderr and "holds a vae run" in result.stderr
+    assert not output.exists()
+
+
+def test_binary_reports_a_failing_optical_flow_without_a_traceback(setup, tmp_path):
+    # OpenCV's SparseToDense returns NaN everywhere, in the binary and in its flow
+    # workers: a sitecustomize on PYTHONPATH patches cv2 before anything runs.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import cv2\n"
+        "import numpy as np\n"
+        "cv2.optflow.calcOpticalFlowSparseToDense = lambda target, source, **kwargs: (\n"
+        "    np.full((*target.shape[:2], 2), np.nan, np.float32))\n")
+    output = setup["root"] / "flow_failure"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", f"--fvae_dir={setup['root'] / 'fvae'}",
+         f"--dataset_dir={setup['dataset']}", f"--output_dir={output}", "--blocks=table1",
+         "--max_pairs=2", "--max_train_pairs=4"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "non-finite flow 3 times" in result.stderr and "run the command again" in result.stderr
     assert not output.exists()
 
 
