@@ -221,6 +221,24 @@ def test_census_mask_label_ignores_lighting_and_flags_new_content():
         * losses.mask_label(target, warped, 6.0, 0.9, "census").numpy(), atol=1e-6)
 
 
+def test_trimmed_reconstruction_keeps_the_value_and_drops_the_worst_pixels_gradient():
+    target = np.zeros((2, 1, 4, 3), np.float32)
+    output = np.zeros((2, 1, 4, 3), np.float32)
+    output[0, 0, :, 0] = [0.1, 0.2, 0.3, 0.9]  # L1 distances 0.1 .. 0.9: the last is worst
+    output[1, 0, :, 0] = [0.4, 0.3, 0.2, 0.1]
+    output = tf.constant(output)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(output)
+        plain = losses.image_reconstruction(target, output)
+        trimmed = losses.image_reconstruction(target, output, trim=0.5)
+    assert float(trimmed) == pytest.approx(float(plain))
+    # d|x|/dx = 1 per pixel, / 2 for the batch mean; the quantile 0.5 is the value at
+    # rank 2 of 4, so only the pixel above it (rank 3) loses its gradient.
+    np.testing.assert_allclose(tape.gradient(plain, output)[..., 0], 0.5 * np.ones((2, 1, 4)))
+    np.testing.assert_allclose(tape.gradient(trimmed, output)[..., 0],
+                               [[[0.5, 0.5, 0.5, 0.0]], [[0.0, 0.5, 0.5, 0.5]]])
+
+
 def test_config_lists_every_photometric_distance():
     from fvae_tf.model import config
     assert set(config.PHOTOMETRIC) == {kind.value for kind in losses.Photometric}

@@ -35,6 +35,8 @@ def test_every_preset_is_valid_and_documented():
     with pytest.raises(ValueError, match="geometric_jitter must be at least 0"):
         config_lib.get_config("tiny", geometric_jitter=-0.1)
     assert config_lib.get_config("tiny", mask_label_distance="l1*census")
+    with pytest.raises(ValueError, match="photometric_trim must be in"):
+        config_lib.get_config("tiny", photometric_trim=1.0)
     with pytest.raises(ValueError, match="mask_label_distance must be one of"):
         config_lib.get_config("tiny", mask_label_distance="l1*cenus")
 

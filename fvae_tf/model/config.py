@@ -37,6 +37,7 @@ class FVAEConfig:
     photometric: str = "l1"  # L_rec's per-pixel distance: "l1" | "ssim_l1" | "census"
     ssim_alpha: float = 0.85  # "ssim_l1": weight of (1 - SSIM) / 2 against L1
     multiscale_levels: int = 1  # L_rec also on the warp at 1/2, 1/4, ... (1: full size only)
+    photometric_trim: float = 0.0  # L_rec: no gradient above this per-image quantile; 0: all
     flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
     flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
     flow_supervision: float = 0.0  # weight of EPE on ground-truth flow (synthetic only); 0: off
@@ -125,6 +126,9 @@ def get_config(name: str, **overrides) -> FVAEConfig:
     if config.image_size % 2 ** (config.multiscale_levels - 1) or config.multiscale_levels < 1:
         raise ValueError(f"multiscale_levels {config.multiscale_levels} must be at least 1 and "
                          f"2^(levels-1) must divide image_size {config.image_size}")
+    if not 0 <= config.photometric_trim < 1:
+        raise ValueError(f"photometric_trim must be in [0, 1) (0: every pixel's gradient), "
+                         f"got {config.photometric_trim}")
     if config.geometric_jitter < 0:
         raise ValueError(f"geometric_jitter must be at least 0 (0: none), "
                          f"got {config.geometric_jitter}")

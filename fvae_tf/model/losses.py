@@ -117,24 +117,50 @@ def photometric_map(target: tf.Tensor, output: tf.Tensor, kind: Photometric | st
     return tf.reduce_sum(l1, axis=-1, keepdims=True)
 
 
+def _per_image_quantile(distances: tf.Tensor, quantile: float) -> tf.Tensor:
+    """Each image's `quantile` of its per-pixel `distances` [B, H, W, 1], as [B, 1, 1, 1].
+
+    The value at rank int(quantile * N) of the N sorted pixels (the largest when 1).
+    """
+    flat = tf.sort(tf.reshape(distances, [tf.shape(distances)[0], -1]), axis=-1)
+    count = flat.shape[-1]
+    return flat[:, min(count - 1, int(quantile * count))][:, None, None, None]
+
+
+def trim_gradient(distances: tf.Tensor, quantile: float) -> tf.Tensor:
+    """`distances` [B, H, W, 1] unchanged in value, without gradient above each image's quantile.
+
+    Not in the paper: the pixels a warp cannot reproduce (teeth or eye whites
+    the source does not show) have the largest photometric distances, and
+    their gradient pulls the flow toward whatever looks alike elsewhere. With
+    the top (1 - quantile) of each image's pixels cut off, the flow follows the
+    pixels the source does show. 0 keeps every gradient.
+    """
+    if quantile <= 0:
+        return distances
+    threshold = tf.stop_gradient(_per_image_quantile(distances, quantile))
+    return tf.where(distances > threshold, tf.stop_gradient(distances), distances)
+
+
 def _pool(images: tf.Tensor, factor: int) -> tf.Tensor:
     return tf.nn.avg_pool2d(images, factor, factor, "VALID") if factor > 1 else images
 
 
 def image_reconstruction(target: tf.Tensor, output: tf.Tensor,
                          kind: Photometric | str = Photometric.L1,
-                         ssim_alpha: float = 0.85) -> tf.Tensor:
+                         ssim_alpha: float = 0.85, trim: float = 0.0) -> tf.Tensor:
     """L_rec of an output image: `photometric_map` summed over pixels, batch mean.
 
-    With `kind=L1` it is the paper's L_rec (`reconstruction_l1`).
+    With `kind=L1` and no `trim` it is the paper's L_rec (`reconstruction_l1`);
+    `trim` is `trim_gradient`'s quantile.
     """
-    return tf.reduce_mean(tf.reduce_sum(photometric_map(target, output, kind, ssim_alpha),
-                                        axis=[1, 2, 3]))
+    distances = trim_gradient(photometric_map(target, output, kind, ssim_alpha), trim)
+    return tf.reduce_mean(tf.reduce_sum(distances, axis=[1, 2, 3]))
 
 
 def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
                         kind: Photometric | str = Photometric.L1, levels: int = 1,
-                        ssim_alpha: float = 0.85) -> tf.Tensor:
+                        ssim_alpha: float = 0.85, trim: float = 0.0) -> tf.Tensor:
     """L_rec of the warp S(x_s, coords) against x_t, optionally on an image pyramid.
 
     At level l (0 to `levels` - 1), x_s and x_t are 2^l x 2^l box-averaged,
@@ -149,13 +175,14 @@ def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
     Args:
       target, source: [B, H, W, 3] in [-1, 1]; H and W divisible by 2^(levels-1).
       coords: [B, H, W, 2] normalized sampling coordinates (target to source).
+      trim: `trim_gradient`'s quantile, per level.
     """
     total = 0.0
     for level in range(levels):
         factor = 2**level
         warped = sampler.bilinear_sample(_pool(source, factor), _pool(coords, factor))
         total += float(factor * factor) * image_reconstruction(
-            _pool(target, factor), warped, kind, ssim_alpha)
+            _pool(target, factor), warped, kind, ssim_alpha, trim)
     return total
 
 
@@ -259,9 +286,7 @@ def mask_label(target: tf.Tensor, warped: tf.Tensor, norm: float,
         return label
     distance = photometric_map(target, warped, distance)
     if quantile > 0:
-        flat = tf.sort(tf.reshape(distance, [tf.shape(distance)[0], -1]), axis=-1)
-        count = flat.shape[-1]
-        norm = tf.maximum(flat[:, min(count - 1, int(quantile * count))], 1e-3)[:, None, None, None]
+        norm = tf.maximum(_per_image_quantile(distance, quantile), 1e-3)
     return tf.stop_gradient(tf.clip_by_value(1.0 - distance / norm, 0.0, 1.0))
 
 
