@@ -83,11 +83,11 @@ def run_editing(models: Models, series: list[GradedSeries],
                                                factors)[:, 0]
                 outputs[name] = vae.generate(tf.constant(neutral), latents).numpy()
         for k, intensity in enumerate(item.intensities):
+            face = face_region(item.landmarks[k], item.coords.shape[1])
             for name, output in outputs.items():
                 values = image_scores(output[k], item.frames[k])
                 if name in fields:
-                    epe = flow_scores(fields[name][k], item.coords[k], item.visibility[k],
-                                      face_region(item.landmarks[k], item.coords.shape[1]))
+                    epe = flow_scores(fields[name][k], item.coords[k], item.visibility[k], face)
                     values.update({m: epe[m] for m in ("epe_moving", "epe_moving_face")})
                 overall.add(name, values)
                 steps.setdefault(_step_key(intensity), Scores()).add(name, values)

@@ -129,7 +129,8 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
     identity = baselines.identity_coords(*pairs.source.shape[1:3])
     for rows in _batches(len(pairs), batch_size):
         source, target = pairs.source[rows], pairs.target[rows]
-        faces = [face_region(points, source.shape[1]) for points in pairs.target_landmarks[rows]]
+        faces = ([face_region(points, source.shape[1]) for points in pairs.target_landmarks[rows]]
+                 if truth else None)  # only the synthetic truth's measures use them
         fields = {FVAE: fvae.decode_flow(fvae.encode(target), source).numpy()}
         fields.update({name: flow[rows] for name, flow in flows.items()})
         for name, average in averages.items():
