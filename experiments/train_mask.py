@@ -42,8 +42,11 @@ def main(argv: list[str]) -> None:
     cli = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0])}
     overrides = {name: cli[name] for name in _FIELDS if cli[name] is not None}
     try:
-        mask_config = checkpoints.mask_config(WORKDIR.value,
-                                              config.get_config(PRESET.value, **overrides))
+        preset_config = config.get_config(PRESET.value, **overrides)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    try:
+        mask_config = checkpoints.mask_config(WORKDIR.value, preset_config)
         mask_dir = pathlib.Path(WORKDIR.value) / checkpoints.MASK_SUBDIR
         checkpoints.save_flags(mask_dir, mask_config, cli)
         result = loop.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,

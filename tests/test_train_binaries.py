@@ -146,6 +146,9 @@ def test_missing_and_incompatible_checkpoints_exit_with_a_clear_message(
     workdir, _ = fvae_run
     fails_cleanly(_run("train_mask", tmp_path / "nothing", data_dir),
                   "is not a training run directory")
+    fails_cleanly(_run("train_mask", tmp_path / "nothing", data_dir,
+                       "--mask_label_distance=l1*cenus"), "mask_label_distance must be one of")
+    assert not (tmp_path / "nothing").exists()
     fails_cleanly(_run("train", tmp_path / "other", data_dir, "--latent_dim=16",
                        f"--init_from={workdir}"),
                   "was trained with latent_dim=8 (this run: 16)")
