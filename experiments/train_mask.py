@@ -23,7 +23,8 @@ from fvae_tf.train import checkpoints, loop, step
 
 _FIELDS = {f.name: f.type for f in dataclasses.fields(config.FVAEConfig)
            if f.name in checkpoints.MASK_FIELDS}
-_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
+           bool: flags.DEFINE_boolean}
 for _name, _type in _FIELDS.items():
     _DEFINE[_type](_name, None, f"FVAEConfig.{_name} of the mask stage; unset: the preset's")
 

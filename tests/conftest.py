@@ -82,7 +82,8 @@ def write_dataset(root: pathlib.Path, tables: dict, *, size: int, hr_size: int,
                                         map(records.serialize_pair, pairs), shard_size))
     manifest = records.Manifest(
         source=source, size=size, hr_size=hr_size, has_ground_truth=source == "synthetic",
-        alignment="test", flags={}, splits=splits, failures=[], identities_without_pairs=[])
+        alignment="test", flags={}, splits=splits, failures=[], identities_without_pairs=[],
+        has_frame=all(image.frame is not None for images, _ in tables.values() for image in images))
     records.write_manifest(root, manifest)
     return manifest
 

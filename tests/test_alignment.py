@@ -154,6 +154,40 @@ def test_warp_geometry_when_shrinking():
     np.testing.assert_allclose(got[..., :2].reshape(-1, 2), want, atol=0.05)
 
 
+def test_photo_coverage_is_the_share_of_each_crop_pixel_inside_the_photo():
+    # One crop pixel per photo pixel, shifted by (10.25, 7.5): crop pixel
+    # (cx, cy) reads photo point (cx - 10.25, cy - 7.5). Bilinear reading of
+    # ones with zeros outside gives, per axis, 1 inside [0, W - 1], falling
+    # linearly to 0 one pixel beyond.
+    height, width, size = 40, 50, 64
+    shift = np.array([10.25, 7.5])
+    transform = np.zeros((2, 3))
+    transform[[0, 1], [0, 1]] = 2.0 / size
+    transform[:, 2] = (shift - (size - 1) / 2.0) * 2.0 / size
+    got = alignment.photo_coverage(transform, (height, width, 3), size)
+
+    def axis(points, length):
+        return np.clip(np.minimum(points + 1.0, length - points), 0.0, 1.0)
+
+    centres = np.arange(size, dtype=np.float64)
+    want = np.outer(axis(centres - shift[1], height), axis(centres - shift[0], width))
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert got.dtype == np.float32 and 0.0 < got.mean() < 1.0
+
+
+def test_photo_coverage_when_shrinking():
+    # 10 photo px per crop px of 64: warp_to_crop samples the photo at 640
+    # px, one sample per photo pixel, at photo x = j - 140 for sample j (and
+    # y the same), then averages 10 x 10 blocks. A 400 x 640 photo then fills
+    # samples 140-539 across and 140-639 down: crop columns 14-53, rows 14-63.
+    offset = (0.5 - 180.0) / 320.0
+    transform = np.array([[2.0 / 640, 0.0, offset], [0.0, 2.0 / 640, offset]])
+    got = alignment.photo_coverage(transform, (640, 400), 64)
+    want = np.zeros((64, 64))
+    want[14:, 14:54] = 1.0
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_shrinking_does_not_alias():
     stripes = np.zeros((1000, 1000, 3), np.uint8)
     stripes[:, ::2] = 255

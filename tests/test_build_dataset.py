@@ -45,7 +45,7 @@ def _london_with_alignments(tmp_path: pathlib.Path, identities: list[str]):
             cv2.imwrite(f"{stem}.png", crop[..., ::-1])
             cv2.imwrite(f"{stem}_hr.png", crop_hr[..., ::-1])
             pathlib.Path(f"{stem}_align.json").write_text(json.dumps({
-                "crop_size": SIZE, "crop_hr_size": HR,
+                "crop_size": SIZE, "crop_hr_size": HR, "image_width": 100, "image_height": 200,
                 "landmarks_aligned": rng.uniform(-1, 1, (68, 2)).tolist(),
                 "transform": [[0.01, 0.0, -1.0], [0.0, 0.01, -1.0]]}))
             crops[image_id] = (crop, crop_hr)
@@ -101,13 +101,21 @@ def test_build_splits_pairs_and_colour_transfers(tmp_path):
     for split in ("train", "val", "test"):
         files = records.image_shard_paths(out, split, manifest)
         for raw in tf.data.TFRecordDataset(files):
-            image = tf.io.parse_single_example(raw, records.image_feature_spec())
+            image = tf.io.parse_single_example(raw, records.image_feature_spec(with_frame=True))
             stored[image["image_id"].numpy().decode()] = (
-                tf.io.decode_png(image["crop"]).numpy(), tf.io.decode_png(image["crop_hr"]).numpy())
+                tf.io.decode_png(image["crop"]).numpy(), tf.io.decode_png(image["crop_hr"]).numpy(),
+                np.frombuffer(image["frame"].numpy(), np.uint8).reshape(SIZE, SIZE))
     assert stored.keys() == crops.keys()
+    # The crops span photo pixels 0-200 (transform 0.01 x - 1); the photos are
+    # 100 wide, 200 high: the right half of each crop lies past the photo.
+    transform = np.array([[0.01, 0.0, -1.0], [0.0, 0.01, -1.0]])
+    frame = np.round(alignment.photo_coverage(transform, (200, 100), SIZE) * 255)
+    assert np.all(frame[:-1, :7] == 255) and np.all(frame[:, 8:] == 0)  # last row: y 187-200
+    assert manifest.has_frame
     for image_id, (crop, crop_hr) in crops.items():
         np.testing.assert_array_equal(stored[image_id][0], crop)
         np.testing.assert_array_equal(stored[image_id][1], crop_hr)
+        np.testing.assert_array_equal(stored[image_id][2], frame)
 
     # The pipeline recolours each source to its target.
     seen = set()

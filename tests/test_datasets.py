@@ -240,7 +240,7 @@ def test_align_images_reuses_aligned_dir(tmp_path):
     cv2.imwrite(f"{stem}_hr.png", crop_hr[..., ::-1])
     pathlib.Path(f"{stem}_align.json").write_text(json.dumps({
         "crop_size": 32, "crop_hr_size": 96, "landmarks_aligned": landmarks.tolist(),
-        "transform": [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]]}))
+        "transform": [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]], "image_width": 1, "image_height": 2}))
     images = [readers.FaceImage(tmp_path / "in" / "p" / "neutral" / "a.jpg", "p", "neutral"),
               readers.FaceImage(tmp_path / "in" / "p" / "smile" / "b.jpg", "p", "smile")]
     aligned, failures = builder.align_images(images, tmp_path / "in", size=32, hr_size=96,
@@ -249,6 +249,10 @@ def test_align_images_reuses_aligned_dir(tmp_path):
     np.testing.assert_array_equal(aligned[0].crop_hr, crop_hr)
     np.testing.assert_allclose(aligned[0].landmarks, landmarks)
     np.testing.assert_array_equal(aligned[0].transform, [[2.0, 0.0, -1.0], [0.0, 2.0, -1.5]])
+    # The crop spans photo x 0-1 and y 0.25-1.25: past the 1 x 2 px photo's right edge.
+    np.testing.assert_array_equal(aligned[0].frame, alignment.photo_coverage(
+        aligned[0].transform, (2, 1), 32))
+    assert aligned[0].frame[0, 0] > 0.9 and aligned[0].frame[:, -1].max() < 0.05
     assert len(failures) == 1 and "b_align.json" in failures[0].reason
     _, failures = builder.align_images(images[:1], tmp_path / "in", size=64, hr_size=256,
                                         aligned_dir=aligned_dir)

@@ -1,5 +1,7 @@
 """Tests for editing (Algorithm 1, confidence blending) on the tiny preset."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -109,6 +111,27 @@ def test_edit_with_confidence_blends_normalized_confidences(models):
     single = editing.edit_with_confidence(fvae, mask_model, faces[:1], direction, factors)
     plain = editing.edit(fvae, faces[:1], direction, factors)
     np.testing.assert_allclose(single.images, plain.warped[:, 0], atol=1e-5)
+
+
+def test_blend_weighs_each_source_by_its_photo_frame(models, monkeypatch):
+    # A source whose photo ends at the crop's middle gets no weight where its
+    # warp reads the part past that edge.
+    fvae, mask_model = models
+    monkeypatch.setattr(fvae, "config", dataclasses.replace(fvae.config, mask_frame=True))
+    faces = random_faces(2, seed=6)
+    frames = np.ones((2, 64, 64, 1), np.float32)
+    frames[1, :, :32] = 0.0
+    latents = fvae.encode(faces[:1])
+    result = editing.blend(fvae, mask_model, faces, latents, source_frames=frames)
+    z = np.repeat(latents.numpy(), 2, axis=0)
+    coords = fvae.decode_flow(z, faces).numpy()
+    plain = mask_model.mask_net((faces, z)).numpy()
+    read = sampler.bilinear_sample(frames, coords, border="zeros").numpy()
+    weights = plain * read + editing.CONFIDENCE_EPSILON
+    np.testing.assert_allclose(result.weights[0].numpy(), weights / weights.sum(axis=0), atol=1e-5)
+    past_edge = read[1, ..., 0] == 0.0
+    assert past_edge.mean() > 0.3
+    assert result.weights[0, 1, ..., 0].numpy()[past_edge].max() < 1e-3
 
 
 def test_blend_at_high_resolution_uses_the_upsampled_flow(models):

@@ -143,18 +143,40 @@ def test_sparse_to_dense_is_deterministic_and_finite_in_workers():
     np.testing.assert_array_equal(first[0], first[2])  # the same pair in another worker
 
 
-def test_a_non_finite_flow_is_computed_again_then_refused(monkeypatch):
+def test_a_non_finite_flow_is_computed_again_on_padded_images_then_refused(monkeypatch):
     target, source = _shifted_pair()
-    flows = [np.full((SIZE, SIZE, 2), np.nan, np.float32), np.ones((SIZE, SIZE, 2), np.float32)]
-    monkeypatch.setattr(optical_flow, "pixel_flow", lambda *job: flows.pop(0))
+    sizes, results = [], [np.nan, 1.0]
+
+    def flow_of(method, padded_target, padded_source):
+        sizes.append(padded_target.shape[:2])
+        np.testing.assert_array_equal(padded_target[4:-4, 4:-4] if len(sizes) == 2 else
+                                      padded_target, target)
+        return np.full((*padded_target.shape[:2], 2), results.pop(0), np.float32)
+
+    monkeypatch.setattr(optical_flow, "pixel_flow", flow_of)
     coords = optical_flow.sampling_coords(("dis", target, source))
+    assert sizes == [(SIZE, SIZE), (SIZE + 8, SIZE + 8)]
+    assert coords.shape == (SIZE, SIZE, 2)
     np.testing.assert_allclose(optical_flow.coords_to_flow(coords), 1.0, atol=1e-5)
-    nan = np.full((SIZE, SIZE, 2), np.nan, np.float32)
     calls = []
-    monkeypatch.setattr(optical_flow, "pixel_flow", lambda *job: calls.append(1) or nan)
+    monkeypatch.setattr(optical_flow, "pixel_flow", lambda method, t, s: calls.append(t.shape)
+                        or np.full((*t.shape[:2], 2), np.nan, np.float32))
     with pytest.raises(ValueError, match="non-finite flow 3 times"):
         optical_flow.sampling_coords(("dis", target, source))
     assert len(calls) == optical_flow.ATTEMPTS
+
+
+@pytest.mark.parametrize("method", list(optical_flow.FlowMethod))
+def test_padding_does_not_change_the_flow_away_from_the_border(method):
+    # The retry's padded flow is the same flow where it matters.
+    target, source = _shifted_pair()
+    plain = optical_flow.pixel_flow(method, target, source)
+    pad = optical_flow.RETRY_PADDINGS[-1]
+    padded = optical_flow.pixel_flow(method, *(
+        cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        for image in (target, source)))[pad:-pad, pad:-pad]
+    np.testing.assert_allclose(np.median(padded[8:-8, 8:-8], axis=(0, 1)),
+                               np.median(plain[8:-8, 8:-8], axis=(0, 1)), atol=0.05)
 
 
 def test_a_failing_flow_worker_is_reported_with_its_error():

@@ -99,6 +99,53 @@ def test_confidence_model_trains_only_the_mask():
     assert confidence.shape == (4, 64, 64, 1)
 
 
+def test_shown_in_frame_reads_the_source_frame_with_zeros_outside_the_crop():
+    # Coordinates 2 px right of the identity on an 8 px crop: target column c
+    # reads source column c + 2, and the last two columns read past the crop.
+    size = 8
+    source_frame = np.ones((1, size, size, 1), np.float32)
+    source_frame[:, :, 5] = 0.0  # the photo's edge falls on column 5
+    target_frame = np.ones_like(source_frame)
+    target_frame[:, 0] = 0.25
+    coords = sampler.identity_grid(size, size)[None] + [2 * 2.0 / size, 0.0]
+    got = fvae.shown_in_frame(coords, tf.constant(source_frame), tf.constant(target_frame))
+    want = np.ones((size, size))
+    want[:, 3] = 0.0  # reads source column 5
+    want[:, 6:] = 0.0  # reads past the crop: no replicated edge
+    want[0] *= 0.25
+    np.testing.assert_allclose(got.numpy()[0, ..., 0], want, atol=1e-6)
+
+
+def test_mask_frame_multiplies_confidence_and_label_but_not_the_loss():
+    batch = _shift_batch(2)
+    rng = np.random.default_rng(0)
+    frames = {key: tf.constant(rng.uniform(0, 1, (2, 64, 64, 1)), tf.float32)
+              for key in ("source_frame", "target_frame")}
+    outputs, confidences = {}, {}
+    for mask_frame in (False, True):
+        keras.utils.set_random_seed(0)
+        flow_model = fvae.FVAE(config_lib.get_config("tiny", mask_frame=mask_frame))
+        flow_model.build_for_inference()
+        model = fvae.ConfidenceModel(flow_model)
+        model.build_for_inference()
+        outputs[mask_frame] = model.compute_loss_and_outputs({**batch, **frames}, False)
+        z = flow_model.encode(batch["target"])
+        confidences[mask_frame] = model.confidence(batch["source"], z, frames["source_frame"])
+        coords = flow_model.decode_flow(z, batch["source"])
+    (loss, confidence, label, _), (loss_f, confidence_f, label_f, _) = outputs[False], outputs[True]
+    factor = fvae.shown_in_frame(coords, frames["source_frame"], frames["target_frame"]).numpy()
+    np.testing.assert_allclose(label_f.numpy(), label.numpy() * factor, atol=1e-6)
+    np.testing.assert_allclose(confidence_f.numpy(), confidence.numpy() * factor, atol=1e-6)
+    assert np.abs(label_f.numpy() - label.numpy()).max() > 0.1
+    np.testing.assert_allclose(float(loss_f), float(loss), rtol=1e-6)  # eq. 8 as the paper's
+    # Inference: the source's frame only (there is no target photo).
+    source_factor = fvae.shown_in_frame(coords, frames["source_frame"],
+                                        tf.ones_like(frames["source_frame"])).numpy()
+    np.testing.assert_allclose(confidences[True].numpy(),
+                               confidences[False].numpy() * source_factor, atol=1e-6)
+    np.testing.assert_allclose(confidences[False].numpy(), confidence.numpy(), atol=1e-6)
+
+
 @pytest.mark.slow
 def test_vae_baseline_reconstructs_pixels():
     keras.utils.set_random_seed(1)
@@ -118,7 +165,7 @@ def test_paper_reading_gives_the_old_numbers_on_a_fixed_batch():
     # are the paper's reading, the defaults of every FVAEConfig field.
     paper = dict(photometric="l1", multiscale_levels=1, flow_head="atanh",
                  flow_supervision=0.0, mask_label_quantile=0.0, mask_label_distance="l1",
-                 photometric_trim=0.0)
+                 photometric_trim=0.0, mask_frame=False)
     keras.utils.set_random_seed(0)
     model = fvae.FVAE(config_lib.get_config("tiny", **paper))
     terms, _ = model.compute_losses(_shift_batch(4), training=False)

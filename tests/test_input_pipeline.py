@@ -26,9 +26,11 @@ def _write_dataset(tmp_path, num_pairs: int = 10, ground_truth: bool = True) -> 
       colour-transferred by the numpy reference), in storage order.
     """
     rng = np.random.default_rng(0)
+    # Photo frames as stored: whole 255ths.
     images = [records.ImageRecord(
         crop=_tinted(rng, SIZE), crop_hr=_tinted(rng, HR), landmarks=rng.uniform(-1, 1, (68, 2)),
-        expression=i, identity=f"id{i}", image_id=f"id{i}/{i}") for i in range(NUM_IMAGES)]
+        expression=i, identity=f"id{i}", image_id=f"id{i}/{i}",
+        frame=rng.integers(0, 256, (SIZE, SIZE)) / 255.0) for i in range(NUM_IMAGES)]
     pairs, want = [], []
     for i in range(num_pairs):
         s, t = i % NUM_IMAGES, (i + 1 + i // NUM_IMAGES) % NUM_IMAGES
@@ -48,6 +50,7 @@ def _write_dataset(tmp_path, num_pairs: int = 10, ground_truth: bool = True) -> 
             "identity": target.identity.encode(),
             "source_id": source.image_id.encode(), "target_id": target.image_id.encode(),
             "source_landmarks": source.landmarks, "target_landmarks": target.landmarks,
+            "source_frame": source.frame[..., None], "target_frame": target.frame[..., None],
             "gt_coords": pair.gt_coords,
             "gt_visibility": None if pair.gt_visibility is None else pair.gt_visibility[..., None]})
     write_dataset(tmp_path, {"train": (images, pairs)}, size=SIZE, hr_size=HR,
@@ -68,6 +71,8 @@ def _numpy_flip(pair: dict) -> dict[str, np.ndarray]:
     return {"source": pair["source"][:, ::-1], "target": pair["target"][:, ::-1],
             "source_landmarks": landmarks(pair["source_landmarks"]),
             "target_landmarks": landmarks(pair["target_landmarks"]),
+            "source_frame": pair["source_frame"][:, ::-1],
+            "target_frame": pair["target_frame"][:, ::-1],
             "gt_coords": coords, "gt_visibility": pair["gt_visibility"][:, ::-1]}
 
 
@@ -133,7 +138,8 @@ def test_make_dataset_keys_shapes_and_values(tmp_path):
     first = batches[0]
     assert set(first) == {"source", "target", "source_expression", "target_expression",
                           "identity", "source_landmarks", "target_landmarks", "gt_coords",
-                          "gt_visibility", "source_hr", "target_hr", "source_id", "target_id"}
+                          "gt_visibility", "source_hr", "target_hr", "source_id", "target_id",
+                          "source_frame", "target_frame"}
     assert first["source"].dtype == tf.float32 and first["source"].shape == (4, SIZE, SIZE, 3)
     assert first["source_hr"].shape == (4, HR, HR, 3)
     assert first["source_expression"].dtype == tf.int32
@@ -150,7 +156,8 @@ def test_make_dataset_keys_shapes_and_values(tmp_path):
         for key in ("source", "target", "source_hr", "target_hr"):
             difference = _as_pixels(pair[key]).astype(int) - expected[key]
             assert np.abs(difference).max() <= 1, key
-        for key in ("source_landmarks", "target_landmarks", "gt_coords", "gt_visibility"):
+        for key in ("source_landmarks", "target_landmarks", "gt_coords", "gt_visibility",
+                    "source_frame", "target_frame"):
             np.testing.assert_allclose(pair[key].numpy(), expected[key], atol=1e-6, err_msg=key)
         for key in ("source_expression", "target_expression", "identity", "source_id",
                     "target_id"):
@@ -171,7 +178,8 @@ def test_make_dataset_flips_pairs_consistently(tmp_path):
         flipped += is_flipped
         np.testing.assert_array_equal(got_source, expected["source"])
         np.testing.assert_array_equal(_as_pixels(batch["target"][i]), expected["target"])
-        for key in ("source_landmarks", "target_landmarks", "gt_coords", "gt_visibility"):
+        for key in ("source_landmarks", "target_landmarks", "gt_coords", "gt_visibility",
+                    "source_frame", "target_frame"):
             np.testing.assert_allclose(batch[key][i].numpy(), expected[key], atol=1e-6)
     assert 10 <= flipped <= 30  # a fair coin over 40 pairs
 

@@ -92,6 +92,26 @@ def test_jittered_ground_truth_still_maps_target_to_source():
     assert got["gt_visibility"].mean() > 0.6
 
 
+def test_photo_frames_move_with_the_images_and_end_at_the_crop():
+    # A frame that is 1 on the left half: after the jitter it must be that
+    # half moved by the similarity, and 0 wherever A^-1(q) leaves the crop,
+    # since the clamped images only replicate the crop's edge there.
+    frame = (_grid()[..., :1] < 0).astype(np.float32)
+    seed = tf.constant([2, 3], tf.int64)  # a similarity that takes 15 % of the crop outside
+    example = {"source_frame": tf.constant(frame), "target_frame": tf.constant(np.ones_like(frame)),
+               "source": tf.constant(_smooth(_grid()), tf.float32)}
+    got = {k: v.numpy()[..., 0] for k, v in jitter.jitter_pair(example, 0.1, seed).items()
+           if k.endswith("frame")}
+    matrix = jitter.random_similarity(0.1, seed).numpy().astype(np.float64)
+    back = _apply(np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2], _grid())
+    outside = np.any(np.abs(back) > 1, axis=-1)
+    assert outside.any() and not outside.all()
+    np.testing.assert_array_equal(got["target_frame"], (~outside).astype(np.float32))
+    clear = ~outside & (np.abs(back[..., 0]) > 2.0 / SIZE)  # a pixel away from the half's edge
+    np.testing.assert_array_equal(got["source_frame"][clear], (back[..., 0] < 0)[clear])
+    assert np.all(got["source_frame"][outside] == 0)
+
+
 def test_zero_amount_leaves_the_pair_alone():
     example = {"source": tf.random.uniform([8, 8, 3])}
     assert jitter.jitter_pair(example, 0.0, SEED) is example

@@ -52,6 +52,18 @@ def test_image_example_round_trip():
     assert "crop_hr" not in records.image_feature_spec(with_hr=False)
 
 
+def test_image_frame_round_trip():
+    image = _image(np.random.default_rng(2), "007/smile")
+    frame = np.linspace(0.0, 1.0, 64).reshape(8, 8)
+    raw = _read_one(records.serialize_image(dataclasses.replace(image, frame=frame)),
+                    records.image_feature_spec(with_frame=True))
+    stored = np.frombuffer(raw["frame"], np.uint8).reshape(8, 8)
+    np.testing.assert_array_equal(stored, np.round(frame * 255))
+    assert "frame" not in records.image_feature_spec()
+    with pytest.raises(Exception, match="frame"):  # an image stored without one
+        _read_one(records.serialize_image(image), records.image_feature_spec(with_frame=True))
+
+
 def _read_one(serialized: bytes, spec: dict) -> dict:
     return {k: v.numpy() for k, v in tf.io.parse_single_example(serialized, spec).items()}
 
@@ -145,6 +157,13 @@ def test_manifest_round_trip_and_shard_checks(tmp_path):
         str(tmp_path / shards[0].file)]
     with pytest.raises(records.RecordsError, match="no 'train' split"):
         records.shard_paths(tmp_path, "train", manifest)
+    # A manifest written before image records had frames reads as having none.
+    raw = json.loads((tmp_path / records.MANIFEST_NAME).read_text())
+    raw.pop("has_frame")
+    (tmp_path / records.MANIFEST_NAME).write_text(json.dumps(raw))
+    assert not records.read_manifest(tmp_path).has_frame
+    records.write_manifest(tmp_path, dataclasses.replace(manifest, has_frame=True))
+    assert records.read_manifest(tmp_path).has_frame
     with open(tmp_path / image_shards[0].file, "ab") as f:
         f.write(b"junk")
     with pytest.raises(records.RecordsError, match="not the size the manifest records"):

@@ -43,7 +43,7 @@ __all__ = [
     "InputError", "FaceDetectionError", "NoFaceError", "MultipleFacesError", "Face", "AlignedFace",
     "load_image", "detect_faces", "select_face", "detect_landmarks", "canonical_template",
     "fit_similarity", "estimate_transform", "transform_points", "crop_pixel_transform",
-    "warp_to_crop", "align_face",
+    "warp_to_crop", "photo_coverage", "align_face",
 ]
 
 # Eye corners (36, 39, 42, 45) and the nose (27-35): the landmarks expressions
@@ -123,6 +123,8 @@ class AlignedFace:
       landmarks: float64 [68, 2], (x, y) pixels of the original photo.
       landmarks_aligned: float64 [68, 2], normalized crop coordinates.
       transform: float64 [2, 3], photo pixels -> normalized crop coordinates.
+      frame: float32 [size, size], how much of each `crop` pixel lies inside
+        the photo (`photo_coverage`).
     """
 
     crop: np.ndarray
@@ -130,6 +132,7 @@ class AlignedFace:
     landmarks: np.ndarray
     landmarks_aligned: np.ndarray
     transform: np.ndarray
+    frame: np.ndarray
 
 
 def _shape_predictor_path() -> pathlib.Path:
@@ -330,6 +333,18 @@ def crop_pixel_transform(transform: np.ndarray, size: int) -> np.ndarray:
     return matrix
 
 
+def _warp(image: np.ndarray, transform: np.ndarray, size: int, border: int) -> np.ndarray:
+    """`warp_to_crop` with a chosen OpenCV border mode."""
+    scale = math.sqrt(abs(np.linalg.det(crop_pixel_transform(transform, size)[:, :2])))
+    factor = max(1, min(math.ceil(1.0 / scale - 1e-9), 4096 // size))
+    big = size * factor
+    crop = cv2.warpAffine(image, crop_pixel_transform(transform, big), (big, big),
+                          flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    if factor > 1:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return crop.reshape(size, size, -1)
+
+
 def warp_to_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
     """Resamples a photo into the size x size crop that `transform` defines.
 
@@ -348,14 +363,26 @@ def warp_to_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndar
     Returns:
       [size, size, C], `image`'s dtype.
     """
-    scale = math.sqrt(abs(np.linalg.det(crop_pixel_transform(transform, size)[:, :2])))
-    factor = max(1, min(math.ceil(1.0 / scale - 1e-9), 4096 // size))
-    big = size * factor
-    crop = cv2.warpAffine(image, crop_pixel_transform(transform, big), (big, big),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if factor > 1:
-        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    return crop.reshape(size, size, -1)
+    return _warp(image, transform, size, cv2.BORDER_REPLICATE)
+
+
+def photo_coverage(transform: np.ndarray, photo_shape: tuple[int, ...], size: int
+                   ) -> np.ndarray:
+    """How much of each crop pixel lies inside the photo: float32 [size, size] in [0, 1].
+
+    Where a crop reaches past the photo's edge, `warp_to_crop` replicates the
+    edge: those pixels show nothing of the scene, and no warp of another
+    photo can be right or wrong there. This is `warp_to_crop` of an all-ones
+    photo with zeros outside it, so the two agree pixel for pixel (1 well
+    inside, 0 well outside, fractions along the edge).
+
+    Args:
+      transform: float [2, 3], photo pixels -> normalized crop coordinates.
+      photo_shape: the photo's (height, width, ...).
+      size: crop side in pixels.
+    """
+    ones = np.ones(tuple(photo_shape[:2]), np.float32)
+    return _warp(ones, transform, size, cv2.BORDER_CONSTANT)[..., 0]
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 64,
@@ -380,4 +407,5 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 64,
         landmarks=landmarks,
         landmarks_aligned=transform_points(transform, landmarks),
         transform=transform,
+        frame=photo_coverage(transform, image.shape, size),
     )

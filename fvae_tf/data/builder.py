@@ -40,6 +40,8 @@ class AlignedImage:
       landmarks: float64 [68, 2], normalized crop coordinates (x, y).
       transform: float64 [2, 3], photo pixels -> normalized crop coordinates
         (`alignment.AlignedFace.transform`).
+      frame: float32 [size, size] in [0, 1], how much of each crop pixel lies
+        inside the photo (`alignment.photo_coverage`).
     """
 
     image: readers.FaceImage
@@ -48,6 +50,7 @@ class AlignedImage:
     crop_hr: np.ndarray
     landmarks: np.ndarray
     transform: np.ndarray
+    frame: np.ndarray
 
 
 class StoredImage(NamedTuple):
@@ -70,8 +73,8 @@ def _align_one(path: pathlib.Path, landmarks: np.ndarray | None, size: int, hr_s
     """Loads and aligns one photo (detecting landmarks unless given).
 
     Returns:
-      (crop, crop_hr, landmarks in normalized crop coords, transform), or the
-      reason the photo cannot be aligned.
+      (crop, crop_hr, landmarks in normalized crop coords, transform, frame),
+      or the reason the photo cannot be aligned.
     """
     try:
         image = alignment.load_image(path)
@@ -80,7 +83,7 @@ def _align_one(path: pathlib.Path, landmarks: np.ndarray | None, size: int, hr_s
         face = alignment.align_face(image, landmarks, size, hr_size)
     except alignment.InputError as e:
         return e.reason
-    return face.crop, face.crop_hr, face.landmarks_aligned, face.transform
+    return face.crop, face.crop_hr, face.landmarks_aligned, face.transform, face.frame
 
 
 def _align_job(job: tuple) -> tuple[int, tuple[np.ndarray, ...] | str]:
@@ -100,6 +103,7 @@ def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: 
         sizes = info["crop_size"], info["crop_hr_size"]
         landmarks = np.asarray(info["landmarks_aligned"], np.float64).reshape(68, 2)
         transform = np.asarray(info["transform"], np.float64).reshape(2, 3)
+        photo_shape = int(info["image_height"]), int(info["image_width"])
         if sizes != (size, hr_size):
             return (f"aligned at {sizes[0]}/{sizes[1]} px, this build wants {size}/{hr_size}; "
                     "align the photos again at this build's size and hr_size")
@@ -115,7 +119,8 @@ def _read_aligned(aligned_dir: pathlib.Path, image_id: str, size: int, hr_size: 
     crop, crop_hr = crops
     if crop.shape[:2] != (size, size) or crop_hr.shape[:2] != (hr_size, hr_size):
         return f"crops under {stem} are not {size} and {hr_size} px square"
-    return crop, crop_hr, landmarks, transform
+    frame = alignment.photo_coverage(transform, photo_shape, size)
+    return crop, crop_hr, landmarks, transform, frame
 
 
 def iter_aligned(
@@ -265,7 +270,7 @@ def _image_examples(stream: Iterator[AlignedImage | Failure], count: int,
         yield records.serialize_image(records.ImageRecord(
             crop=result.crop, crop_hr=result.crop_hr, landmarks=result.landmarks,
             expression=expression_id(result.image.expression),
-            identity=result.image.identity, image_id=result.image_id))
+            identity=result.image.identity, image_id=result.image_id, frame=result.frame))
 
 
 def _pair_examples(stored: list[StoredImage], pairs: list[tuple[int, int]], size: int,
@@ -380,6 +385,7 @@ def build_dataset(
         splits=splits,
         failures=[failure._asdict() for failure in failures],
         identities_without_pairs=without_pairs,
+        has_frame=True,
     )
     records.write_manifest(output_dir, manifest)
     return manifest

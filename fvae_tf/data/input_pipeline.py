@@ -19,7 +19,8 @@ element of the stream is `stateless_uniform(seed=[seed, n]) < 0.5`; and
 
 Horizontal flip of a pair, all in one go (normalized coordinates follow the
 sampler's convention, so mirroring the image maps x to -x exactly):
-  * images (source, target and their high-res crops): columns reversed;
+  * images (source, target and their high-res crops) and their photo
+    frames: columns reversed;
   * landmarks: x -> -x, then dlib's left/right points swapped
     (`face_template.MIRROR_PERMUTATION`);
   * gt_coords (target to source): the field is mirrored and its x negated,
@@ -46,15 +47,15 @@ def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """Mirrors one decoded pair horizontally (see the module docstring).
 
     Args:
-      example: unbatched; images [H, W, 3], landmarks [68, 2], gt_coords
-        [H, W, 2], gt_visibility [H, W, 1]; any of them may be absent, other
-        keys pass through.
+      example: unbatched; images [H, W, 3], frames [H, W, 1], landmarks
+        [68, 2], gt_coords [H, W, 2], gt_visibility [H, W, 1]; any of them
+        may be absent, other keys pass through.
 
     Returns:
       The same keys, mirrored.
     """
     out = dict(example)
-    for key in jitter_lib.IMAGE_KEYS:
+    for key in jitter_lib.IMAGE_KEYS + jitter_lib.FRAME_KEYS:
         if key in out:
             out[key] = tf.reverse(out[key], axis=[1])
     for key in jitter_lib.LANDMARK_KEYS:
@@ -90,6 +91,7 @@ class ImageTable(NamedTuple):
     expression: tf.Tensor  # int32 [N], expression ids
     identity: tf.Tensor  # string [N]
     image_id: tf.Tensor  # string [N]
+    frames: tf.Tensor | None = None  # float32 [N, size, size, 1]: inside the photo (has_frame)
 
 
 def load_images(dataset_dir: str | pathlib.Path, split: str, manifest: records.Manifest,
@@ -102,7 +104,7 @@ def load_images(dataset_dir: str | pathlib.Path, split: str, manifest: records.M
     files = records.image_shard_paths(dataset_dir, split, manifest)
     if manifest.splits[split].num_images == 0:
         raise records.RecordsError(dataset_dir, f"split {split!r} has no images")
-    spec = records.image_feature_spec(with_hr)
+    spec = records.image_feature_spec(with_hr, manifest.has_frame)
     parsed = (tf.data.TFRecordDataset(files)
               .batch(_TABLE_BATCH)
               .map(lambda serialized: tf.io.parse_example(serialized, spec)))
@@ -110,6 +112,10 @@ def load_images(dataset_dir: str | pathlib.Path, split: str, manifest: records.M
     for batch in parsed:
         batch["crop"] = tf.map_fn(lambda png: decode_image(png, manifest.size), batch["crop"],
                                   fn_output_signature=tf.uint8)
+        if manifest.has_frame:
+            frame = tf.io.decode_raw(batch["frame"], tf.uint8)
+            batch["frame"] = tf.reshape(tf.cast(frame, tf.float32) / 255.0,
+                                        [-1, manifest.size, manifest.size, 1])
         for key, value in batch.items():
             columns.setdefault(key, []).append(value)
     table = {key: tf.concat(values, axis=0) for key, values in columns.items()}
@@ -117,7 +123,7 @@ def load_images(dataset_dir: str | pathlib.Path, split: str, manifest: records.M
         crops=table["crop"], crops_hr=table.get("crop_hr"),
         landmarks=tf.reshape(table["landmarks"], [-1, records.NUM_LANDMARKS, 2]),
         expression=tf.cast(table["expression"], tf.int32),
-        identity=table["identity"], image_id=table["image_id"])
+        identity=table["identity"], image_id=table["image_id"], frames=table.get("frame"))
 
 
 def _decoder(manifest: records.Manifest, table: ImageTable, with_hr: bool, with_ids: bool):
@@ -141,6 +147,9 @@ def _decoder(manifest: records.Manifest, table: ImageTable, with_hr: bool, with_
         if with_hr:
             out["source_hr"] = decode_image(tf.gather(table.crops_hr, s), hr_size)
             out["target_hr"] = decode_image(tf.gather(table.crops_hr, t), hr_size)
+        if table.frames is not None:
+            out["source_frame"] = tf.gather(table.frames, s)
+            out["target_frame"] = tf.gather(table.frames, t)
         if with_ids:
             out["source_id"] = tf.gather(table.image_id, s)
             out["target_id"] = tf.gather(table.image_id, t)
@@ -213,6 +222,9 @@ def make_dataset(
           normalized crop coords (x, y);
         "gt_coords": float32 [B, size, size, 2] and "gt_visibility": float32
           [B, size, size, 1], when the dataset has ground truth (synthetic);
+        "source_frame", "target_frame": float32 [B, size, size, 1] in [0, 1],
+          how much of each pixel lies inside its photo, when the dataset's
+          manifest `has_frame`;
         "source_hr", "target_hr": float32 [B, hr_size, hr_size, 3] when with_hr
           (source colour-transferred to the target at this resolution);
         "source_id", "target_id": string [B] when with_ids.

@@ -12,6 +12,8 @@ coordinates (sampler convention), to A(p) = s R(theta) p + t; the jittered
 image is I'(q) = I(A^-1(q)), sampled bilinearly with clamped borders. What
 travels with a pair follows it:
   * images (source, target and their high-res crops): resampled;
+  * photo frames (`alignment.photo_coverage`): resampled, and 0 where
+    A^-1(q) leaves the crop, whose edge the clamped images replicate;
   * landmarks: l -> A(l);
   * gt_coords (target to source, synthetic): the new target pixel q is the
     old A^-1(q), which read the old source at c(A^-1(q)), i.e. the new
@@ -29,6 +31,7 @@ from fvae_tf.warp import sampler
 
 # What travels with a pair and moves with it (also `input_pipeline.flip_pair`'s keys).
 IMAGE_KEYS = ("source", "target", "source_hr", "target_hr")
+FRAME_KEYS = ("source_frame", "target_frame")
 LANDMARK_KEYS = ("source_landmarks", "target_landmarks")
 
 
@@ -60,14 +63,21 @@ def _resample(field: tf.Tensor, inverse: tf.Tensor) -> tf.Tensor:
     return out
 
 
+def _inside(inverse: tf.Tensor, field: tf.Tensor) -> tf.Tensor:
+    """bool [H, W, 1]: A^-1 of the pixel lies inside the crop of `field` [H, W, C]."""
+    size = field.shape[0]
+    return tf.reduce_all(tf.abs(_apply(inverse, sampler.identity_grid(size, size))) <= 1.0,
+                         axis=-1, keepdims=True)
+
+
 def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
                 ) -> dict[str, tf.Tensor]:
     """Applies one random similarity to everything in a decoded, unbatched pair.
 
     Args:
-      example: images [H, W, 3] (float or uint8), landmarks [68, 2], gt_coords
-        [H, W, 2], gt_visibility [H, W, 1]; any may be absent, other keys pass
-        through.
+      example: images [H, W, 3] (float or uint8), frames [H, W, 1], landmarks
+        [68, 2], gt_coords [H, W, 2], gt_visibility [H, W, 1]; any may be
+        absent, other keys pass through.
       amount: jitter size j (module docstring); 0 returns the pair unchanged.
       seed: int [2], stateless seed of this pair's similarity.
 
@@ -85,11 +95,13 @@ def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
     for key in LANDMARK_KEYS:
         if key in out:
             out[key] = _apply(matrix, out[key])
+    for key in FRAME_KEYS:
+        if key in out:
+            out[key] = _resample(out[key], inverse) * tf.cast(_inside(inverse, out[key]),
+                                                              tf.float32)
     if "gt_coords" in out:
         out["gt_coords"] = _apply(matrix, _resample(out["gt_coords"], inverse))
-        size = out["gt_visibility"].shape[0]
-        inside = tf.reduce_all(tf.abs(_apply(inverse, sampler.identity_grid(size, size))) <= 1.0,
-                               axis=-1, keepdims=True)
         visible = _resample(out["gt_visibility"], inverse) > 0.5
-        out["gt_visibility"] = tf.cast(visible & inside, tf.float32)
+        out["gt_visibility"] = tf.cast(visible & _inside(inverse, out["gt_visibility"]),
+                                       tf.float32)
     return out

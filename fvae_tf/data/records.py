@@ -16,6 +16,10 @@ order, records in file order):
                                 normalized crop coordinates (sampler convention)
     expression                int64, index into `fvae_tf.expressions.EXPRESSIONS`
     identity, image_id        bytes; the id is unique (`fvae_tf.data.readers.image_id`)
+    frame                     when the manifest's `has_frame`: bytes, uint8
+                                [size * size], 255 x the share of each crop
+                                pixel inside the photo
+                                (`fvae_tf.data.alignment.photo_coverage`)
 
 Each ordered pair (source, target) of one identity is one `tf.train.Example`
 of the pair table, referring to the image table by index; only what belongs
@@ -82,6 +86,7 @@ class ImageRecord:
     expression: int
     identity: str
     image_id: str
+    frame: np.ndarray | None = None  # float [size, size] in [0, 1]: crop pixel inside the photo
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -129,6 +134,7 @@ class Manifest:
     splits: dict[str, SplitInfo]
     failures: list[dict]  # {"path", "reason"} of images left out
     identities_without_pairs: list[str]  # fewer than two expressions aligned
+    has_frame: bool = False  # image records carry `frame` (datasets built before it: no)
     format_version: int = FORMAT_VERSION
 
 
@@ -151,14 +157,18 @@ def _example(feature: dict[str, tf.train.Feature]) -> bytes:
 
 def serialize_image(image: ImageRecord) -> bytes:
     """Encodes an image of the table as a serialized `tf.train.Example`."""
-    return _example({
+    feature = {
         "crop": _bytes(atomic_io.encode_png(image.crop)),
         "crop_hr": _bytes(atomic_io.encode_png(image.crop_hr)),
         "landmarks": _floats(image.landmarks),
         "expression": _int64(image.expression),
         "identity": _bytes(image.identity.encode()),
         "image_id": _bytes(image.image_id.encode()),
-    })
+    }
+    if image.frame is not None:
+        frame = np.round(np.clip(image.frame, 0.0, 1.0) * 255.0).astype(np.uint8)
+        feature["frame"] = _bytes(frame.tobytes())
+    return _example(feature)
 
 
 def serialize_pair(pair: PairRecord) -> bytes:
@@ -177,8 +187,9 @@ def serialize_pair(pair: PairRecord) -> bytes:
     return _example(feature)
 
 
-def image_feature_spec(with_hr: bool = True) -> dict[str, tf.io.FixedLenFeature]:
-    """The `tf.io.parse_example` spec of an image table (without `crop_hr` unless with_hr)."""
+def image_feature_spec(with_hr: bool = True, with_frame: bool = False
+                       ) -> dict[str, tf.io.FixedLenFeature]:
+    """The `tf.io.parse_example` spec of an image table (`crop_hr`, `frame` only when asked)."""
     spec = {
         "crop": tf.io.FixedLenFeature([], tf.string),
         "landmarks": tf.io.FixedLenFeature([NUM_LANDMARKS * 2], tf.float32),
@@ -188,6 +199,8 @@ def image_feature_spec(with_hr: bool = True) -> dict[str, tf.io.FixedLenFeature]
     }
     if with_hr:
         spec["crop_hr"] = tf.io.FixedLenFeature([], tf.string)
+    if with_frame:
+        spec["frame"] = tf.io.FixedLenFeature([], tf.string)
     return spec
 
 

@@ -164,7 +164,7 @@ def normalized_weights(confidence: tf.Tensor, prior: tf.Tensor | None = None) ->
 
 def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
           latents: tf.Tensor, prior: tf.Tensor | None = None,
-          sources_hr: tf.Tensor | None = None) -> Blend:
+          sources_hr: tf.Tensor | None = None, source_frames: tf.Tensor | None = None) -> Blend:
     """Warps every source toward every latent and blends them by confidence.
 
     Args:
@@ -177,6 +177,8 @@ def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
       sources_hr: [N, H', W', 3] the same faces at high resolution: the fields
         are flow-upsampled to sample them and the confidences resized
         bilinearly, so the blend comes out at H' x W'.
+      source_frames: [N, H, W, 1] each source crop's photo frame
+        (`alignment.photo_coverage`), for `ConfidenceModel.confidence`.
 
     Returns:
       The blends and their parts.
@@ -194,7 +196,9 @@ def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
     if mask_model is None:
         confidence = tf.ones([num_latents * num_sources, *size, 1])
     else:
-        confidence = tf.image.resize(mask_model.confidence(flat_sources, flat_latents), size)
+        frames = None if source_frames is None else tf.tile(source_frames, [num_latents, 1, 1, 1])
+        confidence = tf.image.resize(mask_model.confidence(flat_sources, flat_latents, frames),
+                                     size)
     split = [num_latents, num_sources]
     warped = tf.reshape(warped, split + list(warped.shape[1:]))
     weights = normalized_weights(tf.reshape(confidence, split + list(confidence.shape[1:])),
@@ -205,7 +209,8 @@ def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
 
 def edit_with_confidence(fvae: FVAE, mask_model: ConfidenceModel, sources: tf.Tensor,
                          direction: np.ndarray, factors: Sequence[float],
-                         sources_hr: tf.Tensor | None = None) -> Blend:
+                         sources_hr: tf.Tensor | None = None,
+                         source_frames: tf.Tensor | None = None) -> Blend:
     """Algorithm 1 from several photos of one person, blended by confidence.
 
     The latent moves from the first photo's, `z_k = mu(E(x_1)) + f_k * d`;
@@ -218,7 +223,7 @@ def edit_with_confidence(fvae: FVAE, mask_model: ConfidenceModel, sources: tf.Te
       sources: [N, H, W, 3] aligned photos of one person; the first is edited.
       direction: [latent].
       factors: K scalars.
-      sources_hr: optional [N, H', W', 3], see `blend`.
+      sources_hr, source_frames: optional, see `blend`.
 
     Returns:
       K blended images and their parts.
@@ -226,7 +231,8 @@ def edit_with_confidence(fvae: FVAE, mask_model: ConfidenceModel, sources: tf.Te
     sources = tf.convert_to_tensor(sources, tf.float32)
     z_first = fvae.encode(sources[:1])
     latents = edit_latents(z_first, direction, np.asarray(factors, np.float32))[:, 0]
-    return blend(fvae, mask_model, sources, latents, sources_hr=sources_hr)
+    return blend(fvae, mask_model, sources, latents, sources_hr=sources_hr,
+                 source_frames=source_frames)
 
 
 def to_float(image_uint8: np.ndarray) -> tf.Tensor:

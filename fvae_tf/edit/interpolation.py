@@ -69,7 +69,8 @@ def source_prior(alphas: np.ndarray, weighting: SourceWeighting | str) -> tf.Ten
 def interpolate(fvae: FVAE, sources: tf.Tensor, alphas: np.ndarray,
                 mask_model: ConfidenceModel | None = None,
                 weighting: SourceWeighting | str = SourceWeighting.LATENT_SHARE,
-                sources_hr: tf.Tensor | None = None) -> Interpolation:
+                sources_hr: tf.Tensor | None = None,
+                source_frames: tf.Tensor | None = None) -> Interpolation:
     """Algorithm 2.
 
     Args:
@@ -81,6 +82,8 @@ def interpolate(fvae: FVAE, sources: tf.Tensor, alphas: np.ndarray,
       weighting: see the module docstring.
       sources_hr: optional [2, H', W', 3] high-resolution crops of the two
         faces; the fields are flow-upsampled to sample them.
+      source_frames: optional [2, H, W, 1] photo frames of the two crops
+        (`alignment.AlignedFace.frame`), see `editing.blend`.
 
     Returns:
       The frames; frame 0 is source 1's and frame K-1 source 2's own
@@ -94,5 +97,5 @@ def interpolate(fvae: FVAE, sources: tf.Tensor, alphas: np.ndarray,
     if mask_model is None:
         weighting = SourceWeighting.LATENT_SHARE
     prior = source_prior(alphas, weighting)
-    blend = editing.blend(fvae, mask_model, sources, latents, prior, sources_hr)
+    blend = editing.blend(fvae, mask_model, sources, latents, prior, sources_hr, source_frames)
     return Interpolation(np.asarray(alphas, np.float32), latents, blend)

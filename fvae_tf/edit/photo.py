@@ -292,8 +292,9 @@ def interpolate_photos(fvae: FVAE, mask_model: ConfidenceModel | None,
     output_dir = pathlib.Path(output_dir)
     gifs = {output_dir / "interpolation_no_confidence.gif": rows[2]}
     if mask_model is not None:
+        frames = np.stack([f.frame for f in faces])[..., None]
         blended = interpolation.interpolate(fvae, sources, alphas, mask_model, weighting,
-                                            sources_hr).blend
+                                            sources_hr, frames).blend
         rows.append(list(viz.to_uint8(blended.images.numpy())))
         rows.append(list(viz.overlay_mask(rows[-1], blended.weights[:, 0].numpy())))
         gifs[output_dir / "interpolation.gif"] = rows[3]

@@ -266,7 +266,8 @@ def interpolate(first: PhotoSession, second: PhotoSession, alpha: float) -> Inte
         raise ValueError("both photos must be opened by the same editor")
     result = interpolation.interpolate(
         editor.fvae, tf.concat([first.source, second.source], 0), np.array([alpha], np.float32),
-        editor.mask_model, sources_hr=tf.concat([first.source_hr, second.source_hr], 0))
+        editor.mask_model, sources_hr=tf.concat([first.source_hr, second.source_hr], 0),
+        source_frames=np.stack([first.face.frame, second.face.frame])[..., None])
     blend = result.blend
     return InterpolationResult(
         image=viz.to_uint8(blend.images[0].numpy()),

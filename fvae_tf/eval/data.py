@@ -47,6 +47,8 @@ class Pairs:
     target_landmarks: np.ndarray  # float32 [N, 68, 2]
     gt_coords: np.ndarray | None  # float32 [N, S, S, 2], target to source (synthetic)
     gt_visibility: np.ndarray | None  # float32 [N, S, S], 1 where visible (synthetic)
+    source_frame: np.ndarray | None  # float32 [N, S, S, 1]: inside the photo (has_frame)
+    target_frame: np.ndarray | None
     source_hr: np.ndarray | None  # float32 [N, S', S', 3] when read with_hr
     target_hr: np.ndarray | None
 
@@ -101,6 +103,7 @@ def read_pairs(dataset_dir: str | os.PathLike, split: str, limit: int | None = N
         source_landmarks=column("source_landmarks"), target_landmarks=column("target_landmarks"),
         gt_coords=column("gt_coords"),
         gt_visibility=None if visibility is None else visibility.reshape(-1, size, size),
+        source_frame=column("source_frame"), target_frame=column("target_frame"),
         source_hr=column("source_hr"), target_hr=column("target_hr"))
 
 

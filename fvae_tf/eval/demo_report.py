@@ -109,10 +109,10 @@ def _example_grids(demo: pathlib.Path, examples: int) -> list[str]:
                                         coords=coords.numpy()),
                     "FVAE: source | target | warp of the source | flow | L1 error")]
     mask = checkpoints.load_confidence_model(demo / "fvae")
-    label = mask.label(target, warped)
+    _, confidence, label, _ = mask.compute_loss_and_outputs(batch, training=False)
     figures.append(_png(summaries.pair_grid(
         source.numpy(), target.numpy(), warped.numpy(), label=label.numpy(),
-        confidence=mask.confidence(source, z).numpy()),
+        confidence=confidence.numpy()),
         "Confidence: source | target | warp | eq. 7 label | M's confidence "
         "(jet, from their minimum in blue to 1 in red)"))
     vae = checkpoints.load_model(demo / "vae")

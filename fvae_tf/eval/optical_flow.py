@@ -34,9 +34,14 @@ import numpy as np
 from fvae_tf.warp import coordinates
 
 SPARSE_TO_DENSE_GRID_STEP = 4  # see the module docstring: 8 breaks OpenCV 5 on 64 px crops
-# Tries per job: SparseToDense still returns NaN now and then (once in about 9,000
-# flows over one session's evaluations on a busy machine), not again on the same images.
-ATTEMPTS = 3
+# Tries per job, each on the images padded by this many replicated edge pixels
+# (the flow cropped back). SparseToDense still returns NaN now and then: about one
+# pair in 1,500, depending on the process's earlier work, and then again on each
+# call with the same images in that process; padded images of another size go
+# through (1,584 demo pairs scanned twice: one pair failed unpadded, another
+# padded by 8, never both).
+RETRY_PADDINGS = (0, 4, 8)
+ATTEMPTS = len(RETRY_PADDINGS)
 
 
 class OpticalFlowError(RuntimeError):
@@ -99,13 +104,20 @@ def coords_to_flow(coords: np.ndarray) -> np.ndarray:
 def sampling_coords(job: tuple[str, np.ndarray, np.ndarray]) -> np.ndarray:
     """`(method, target, source)` -> the target-to-source sampling coordinates [H, W, 2].
 
+    A flow with NaN or Inf is computed again on the images padded by the
+    next of `RETRY_PADDINGS` (replicated edges; the flow is cropped back, so
+    away from the border it is the same flow).
+
     Raises:
       ValueError: the flow held NaN or Inf on each of `ATTEMPTS` tries (an
         OpenCV failure, never silent).
     """
     method, target, source = job
-    for _ in range(ATTEMPTS):
-        flow = pixel_flow(method, target, source)
+    height, width = target.shape[:2]
+    for pad in RETRY_PADDINGS:
+        padded = [cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+                  for image in (target, source)]
+        flow = pixel_flow(method, *padded)[pad:pad + height, pad:pad + width]
         if np.all(np.isfinite(flow)):
             return flow_to_coords(flow)
     raise ValueError(f"{FlowMethod(method).value} returned a non-finite flow "

@@ -152,8 +152,11 @@ def run_table1(models: Models, pairs: Pairs, split_pairs: Pairs,
                                               pairs.gt_visibility[rows][i], faces[i]))
                 table.add(name, values)
         if models.mask is not None:
-            _, confidence, label, _ = models.mask.compute_loss_and_outputs(
-                {"source": tf.constant(source), "target": tf.constant(target)}, training=False)
+            batch = {"source": tf.constant(source), "target": tf.constant(target)}
+            if pairs.source_frame is not None:
+                batch.update(source_frame=tf.constant(pairs.source_frame[rows]),
+                             target_frame=tf.constant(pairs.target_frame[rows]))
+            _, confidence, label, _ = models.mask.compute_loss_and_outputs(batch, training=False)
             if truth:
                 auc_parts["mask"].append(1.0 - confidence.numpy()[..., 0])
                 auc_parts["label"].append(1.0 - label.numpy()[..., 0])
@@ -210,7 +213,10 @@ def _confidence_rows(models: Models, pairs: Pairs, split_pairs: Pairs, table: Sc
         if target_id not in blends:
             others = by_target[target_id]
             z = models.fvae.encode(pairs.target[row][None])
-            blended = editing.blend(models.fvae, models.mask, split_pairs.source[others], z)
+            frames = (None if split_pairs.source_frame is None
+                      else split_pairs.source_frame[others])
+            blended = editing.blend(models.fvae, models.mask, split_pairs.source[others], z,
+                                    source_frames=frames)
             blends[target_id] = (blended.images.numpy()[0],
                                  image_scores(blended.images.numpy()[0], pairs.target[row]))
         table.add(FVAE_CONFIDENCE, blends[target_id][1])

@@ -43,6 +43,7 @@ class FVAEConfig:
     flow_supervision: float = 0.0  # weight of EPE on ground-truth flow (synthetic only); 0: off
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
     mask_label_distance: str = "l1"  # eq. 7's distance: "l1" (paper), "census", "l1*census"...
+    mask_frame: bool = False  # M (and eq. 7's label) x the share of the warp inside both photos
     jit_compile: bool = False  # compile the training step with XLA
     geometric_jitter: float = 0.0  # one random similarity per training pair (data/jitter.py)
     # --- training (5.4) ---
@@ -69,7 +70,8 @@ class FVAEConfig:
 
 # The departures from the paper that the CPU presets use (README: values the paper lost).
 _PROJECT_READING = dict(photometric="census", flow_head="residual", jit_compile=True,
-                        mask_label_quantile=0.95, mask_label_distance="census")
+                        mask_label_quantile=0.95, mask_label_distance="census",
+                        mask_frame=True)
 
 _PRESETS = {
     # SPEC's values, for a GPU.

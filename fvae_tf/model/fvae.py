@@ -142,6 +142,24 @@ class VAE(_PairAutoencoder):
         return self.decoder((z, source), training=False)
 
 
+def shown_in_frame(coords: tf.Tensor, source_frame: tf.Tensor, target_frame: tf.Tensor
+                   ) -> tf.Tensor:
+    """Where both photos show the scene at a warp's two ends: [B, H, W, 1] in [0, 1].
+
+    A crop that reaches past its photo's edge replicates the edge there
+    (`alignment.photo_coverage` is 0), and so does the warp past the crop's
+    own edge. A target pixel there is no content at all; a source read there
+    shows nothing of the target. So the factor is the target's frame times
+    the source's frame read at `coords` with zeros outside the crop.
+
+    Args:
+      coords: [B, H, W, 2] target-to-source sampling coordinates.
+      source_frame, target_frame: [B, H, W, 1] photo coverage of each crop.
+    """
+    inside = sampler.bilinear_sample(source_frame, coords, border=sampler.Border.ZEROS)
+    return tf.cast(target_frame, inside.dtype) * inside
+
+
 class ConfidenceModel(keras.Model):
     """Stage two (paper 3.2): trains M on eq. 7's labels with E and D frozen."""
 
@@ -156,9 +174,20 @@ class ConfidenceModel(keras.Model):
         zeros = tf.zeros([1, self.fvae.config.image_size, self.fvae.config.image_size, 3])
         self.compute_loss_and_outputs({"source": zeros, "target": zeros}, training=False)
 
-    def confidence(self, source: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-        """Inference: M(x_s, z), [B, H, W, 1] in (0, 1)."""
-        return self.mask_net((source, z), training=False)
+    def confidence(self, source: tf.Tensor, z: tf.Tensor, source_frame: tf.Tensor | None = None
+                   ) -> tf.Tensor:
+        """Inference: M(x_s, z), [B, H, W, 1] in [0, 1].
+
+        With the config's `mask_frame` and the source's photo frame [B, H, W, 1]
+        (`alignment.photo_coverage`), M is multiplied by the frame read where
+        the warp reads the source (`shown_in_frame`, target frame 1).
+        """
+        confidence = self.mask_net((source, z), training=False)
+        if self.fvae.config.mask_frame and source_frame is not None:
+            source_frame = tf.convert_to_tensor(source_frame, confidence.dtype)
+            confidence *= shown_in_frame(self.fvae.decode_flow(z, source), source_frame,
+                                         tf.ones_like(source_frame))
+        return confidence
 
     def label(self, target: tf.Tensor, warped: tf.Tensor) -> tf.Tensor:
         """Eq. 7's labels of a warp, with the run's label settings, [B, H, W, 1]."""
@@ -167,9 +196,21 @@ class ConfidenceModel(keras.Model):
                                  config.mask_label_quantile, config.mask_label_distance)
 
     def compute_loss_and_outputs(self, batch, training: bool):
-        """Returns (eq. 8 loss, confidence, eq. 7 label, warped)."""
+        """Returns (eq. 8 loss, confidence, eq. 7 label, warped).
+
+        The loss is eq. 8 as the paper has it. With the config's `mask_frame`
+        and a batch that carries "source_frame" and "target_frame"
+        (`input_pipeline.make_dataset` of a dataset whose manifest
+        `has_frame`), the confidence and the label returned are both
+        multiplied by `shown_in_frame`: geometry, not something to learn.
+        """
         z = self.fvae.encode(batch["target"])
-        warped = self.fvae.warp(batch["source"], z)
+        coords = self.fvae.decode_flow(z, batch["source"])
+        warped = sampler.bilinear_sample(batch["source"], coords)
         label = self.label(batch["target"], warped)
         confidence = self.mask_net((batch["source"], z), training=training)
-        return losses.mask_loss(confidence, label), confidence, label, warped
+        loss = losses.mask_loss(confidence, label)
+        if self.fvae.config.mask_frame and "source_frame" in batch:
+            frame = shown_in_frame(coords, batch["source_frame"], batch["target_frame"])
+            confidence, label = confidence * frame, label * frame
+        return loss, confidence, label, warped

@@ -36,7 +36,7 @@ ARCHITECTURE_FIELDS = ("image_size", "bottleneck_size", "base_channels", "latent
                        "kernel_size", "edge_kernel_size", "activation", "source_skips",
                        "flow_head", "flow_head_scale", "vae_decoder")
 # What the mask stage takes from its own settings; the rest comes from the FVAE run.
-MASK_FIELDS = ("mask_label_norm", "mask_label_quantile", "mask_label_distance",
+MASK_FIELDS = ("mask_label_norm", "mask_label_quantile", "mask_label_distance", "mask_frame",
                "learning_rate", "lr_schedule", "adam_beta1", "batch_size", "clip_value",
                "num_steps", "eval_every", "patience", "seed")
 
