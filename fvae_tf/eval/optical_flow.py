@@ -35,11 +35,11 @@ from fvae_tf.warp import coordinates
 
 SPARSE_TO_DENSE_GRID_STEP = 4  # see the module docstring: 8 breaks OpenCV 5 on 64 px crops
 # Tries per job, each on the images padded by this many replicated edge pixels
-# (the flow cropped back). SparseToDense still returns NaN now and then: about one
-# pair in 1,500, depending on the process's earlier work, and then again on each
-# call with the same images in that process; padded images of another size go
-# through (1,584 demo pairs scanned twice: one pair failed unpadded, another
-# padded by 8, never both).
+# (the flow cropped back). SparseToDense still returns NaN now and then, on a pair
+# that depends on the process's earlier work, and then again on each call with the
+# same images in that process; padded images of another size go through (the
+# 1,584 demo pairs, twice in one process: one pair failed unpadded, two others
+# padded by 8, none both ways).
 RETRY_PADDINGS = (0, 4, 8)
 ATTEMPTS = len(RETRY_PADDINGS)
 
