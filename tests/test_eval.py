@@ -16,14 +16,16 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from fvae_tf.data import builder, records
+from fvae_tf.data import alignment, builder, records
 from fvae_tf.eval import data, demo_report, evaluate, models, table1
 from fvae_tf.model import config as config_lib
 from fvae_tf.model.fvae import VAE, ConfidenceModel, FVAE
 from fvae_tf.synthetic import dataset as synthetic_dataset
+from fvae_tf.synthetic import faces
 from fvae_tf.train import checkpoints, latent_stats
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -174,6 +176,21 @@ def test_bad_inputs_each_get_one_clear_message(setup, tmp_path):
     with pytest.raises(evaluate.EvalError, match="not empty.*--overwrite"):
         evaluate.evaluate(_config(setup, "taken"))
     assert (root / "taken" / "mine.txt").read_text() == "keep"
+
+
+def test_graded_series_and_pairs_carry_their_photo_frames(setup):
+    # The crops' photo frames, as alignment gives them, travel with the graded
+    # series and the pairs (the confidence blends read them).
+    series = data.read_graded(setup["root"] / "synthetic", ["001"], 64, 128)[0]
+    folder = setup["root"] / "synthetic" / synthetic_dataset.GRADED_DIR / "001"
+    path = sorted(folder.glob(f"{series.expression}_*.png"))[-1]
+    want = alignment.align_face(alignment.load_image(path), faces.load_landmarks(path),
+                                64, 128).frame
+    np.testing.assert_array_equal(series.photo_frames[-1, ..., 0], want)
+    assert series.neutral_photo_frame.shape == (64, 64, 1)
+    pairs = data.read_pairs(setup["dataset"], "test")
+    assert pairs.source_frame.shape == pairs.source.shape[:3] + (1,)
+    assert 0.0 <= pairs.target_frame.min() and pairs.target_frame.max() == 1.0
 
 
 def test_binary_bad_input_message(setup):

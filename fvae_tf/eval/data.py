@@ -122,6 +122,8 @@ class GradedSeries:
     landmarks: np.ndarray  # float32 [K, 68, 2]
     coords: np.ndarray  # float32 [K, S, S, 2]: true frame-to-neutral sampling coordinates
     visibility: np.ndarray  # float32 [K, S, S]
+    neutral_photo_frame: np.ndarray  # float32 [S, S, 1]: crop inside the render (photo frame)
+    photo_frames: np.ndarray  # float32 [K, S, S, 1]
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
@@ -181,5 +183,7 @@ def read_graded(synthetic_dir: str | os.PathLike, identities: list[str], size: i
                 frames_hr=np.stack([_to_float(a.crop_hr) for a in aligned[1:]]),
                 landmarks=np.stack([a.landmarks for a in aligned[1:]]).astype(np.float32),
                 coords=np.stack([t[0] for t in truths]),
-                visibility=np.stack([t[1] for t in truths])))
+                visibility=np.stack([t[1] for t in truths]),
+                neutral_photo_frame=aligned[0].frame[..., None],
+                photo_frames=np.stack([a.frame for a in aligned[1:]])[..., None]))
     return series

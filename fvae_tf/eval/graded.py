@@ -136,8 +136,10 @@ def run_interpolation(models: Models, series: list[GradedSeries], num_workers: i
         outputs[table1.FVAE] = list(
             interpolation.interpolate(models.fvae, pair, alphas).blend.images.numpy())
         if models.mask is not None:
+            frames = np.stack([item.neutral_photo_frame, item.photo_frames[last]])
             outputs[table1.FVAE_CONFIDENCE] = list(interpolation.interpolate(
-                models.fvae, pair, alphas, models.mask).blend.images.numpy())
+                models.fvae, pair, alphas, models.mask,
+                source_frames=frames).blend.images.numpy())
         for k, alpha in enumerate(alphas):
             for name, frames in outputs.items():
                 values = image_scores(frames[k], item.frames[inner[k]])
