@@ -130,8 +130,9 @@ def test_mask_frame_multiplies_confidence_and_label_but_not_the_loss():
         model.build_for_inference()
         outputs[mask_frame] = model.compute_loss_and_outputs({**batch, **frames}, False)
         z = flow_model.encode(batch["target"])
-        confidences[mask_frame] = model.confidence(batch["source"], z, frames["source_frame"])
         coords = flow_model.decode_flow(z, batch["source"])
+        confidences[mask_frame] = (model.confidence(batch["source"], z)
+                                   * model.frame_factor(coords, frames["source_frame"]))
     (loss, confidence, label, _), (loss_f, confidence_f, label_f, _) = outputs[False], outputs[True]
     factor = fvae.shown_in_frame(coords, frames["source_frame"], frames["target_frame"]).numpy()
     np.testing.assert_allclose(label_f.numpy(), label.numpy() * factor, atol=1e-6)

@@ -178,7 +178,7 @@ def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
         are flow-upsampled to sample them and the confidences resized
         bilinearly, so the blend comes out at H' x W'.
       source_frames: [N, H, W, 1] each source crop's photo frame
-        (`alignment.photo_coverage`), for `ConfidenceModel.confidence`.
+        (`alignment.photo_coverage`), for `ConfidenceModel.frame_factor`.
 
     Returns:
       The blends and their parts.
@@ -196,9 +196,11 @@ def blend(fvae: FVAE, mask_model: ConfidenceModel | None, sources: tf.Tensor,
     if mask_model is None:
         confidence = tf.ones([num_latents * num_sources, *size, 1])
     else:
-        frames = None if source_frames is None else tf.tile(source_frames, [num_latents, 1, 1, 1])
-        confidence = tf.image.resize(mask_model.confidence(flat_sources, flat_latents, frames),
-                                     size)
+        confidence = mask_model.confidence(flat_sources, flat_latents)
+        if source_frames is not None:
+            confidence *= mask_model.frame_factor(
+                coords, tf.tile(source_frames, [num_latents, 1, 1, 1]))
+        confidence = tf.image.resize(confidence, size)
     split = [num_latents, num_sources]
     warped = tf.reshape(warped, split + list(warped.shape[1:]))
     weights = normalized_weights(tf.reshape(confidence, split + list(confidence.shape[1:])),

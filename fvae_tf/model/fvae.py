@@ -174,20 +174,24 @@ class ConfidenceModel(keras.Model):
         zeros = tf.zeros([1, self.fvae.config.image_size, self.fvae.config.image_size, 3])
         self.compute_loss_and_outputs({"source": zeros, "target": zeros}, training=False)
 
-    def confidence(self, source: tf.Tensor, z: tf.Tensor, source_frame: tf.Tensor | None = None
-                   ) -> tf.Tensor:
-        """Inference: M(x_s, z), [B, H, W, 1] in [0, 1].
+    def confidence(self, source: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+        """Inference: M(x_s, z), [B, H, W, 1] in (0, 1); see `frame_factor`."""
+        return self.mask_net((source, z), training=False)
 
-        With the config's `mask_frame` and the source's photo frame [B, H, W, 1]
-        (`alignment.photo_coverage`), M is multiplied by the frame read where
-        the warp reads the source (`shown_in_frame`, target frame 1).
+    def frame_factor(self, coords: tf.Tensor, source_frame: tf.Tensor,
+                     target_frame: tf.Tensor | None = None) -> tf.Tensor:
+        """What M is multiplied by for a warp `coords`: [B, H, W, 1].
+
+        With the config's `mask_frame`, `shown_in_frame` of the photo frames
+        [B, H, W, 1] (`alignment.photo_coverage`); at inference there is no
+        target photo, and None counts its frame as 1. Without it, 1.
         """
-        confidence = self.mask_net((source, z), training=False)
-        if self.fvae.config.mask_frame and source_frame is not None:
-            source_frame = tf.convert_to_tensor(source_frame, confidence.dtype)
-            confidence *= shown_in_frame(self.fvae.decode_flow(z, source), source_frame,
-                                         tf.ones_like(source_frame))
-        return confidence
+        source_frame = tf.convert_to_tensor(source_frame, coords.dtype)
+        if not self.fvae.config.mask_frame:
+            return tf.ones_like(source_frame)
+        if target_frame is None:
+            target_frame = tf.ones_like(source_frame)
+        return shown_in_frame(coords, source_frame, target_frame)
 
     def label(self, target: tf.Tensor, warped: tf.Tensor) -> tf.Tensor:
         """Eq. 7's labels of a warp, with the run's label settings, [B, H, W, 1]."""
@@ -210,7 +214,7 @@ class ConfidenceModel(keras.Model):
         label = self.label(batch["target"], warped)
         confidence = self.mask_net((batch["source"], z), training=training)
         loss = losses.mask_loss(confidence, label)
-        if self.fvae.config.mask_frame and "source_frame" in batch:
-            frame = shown_in_frame(coords, batch["source_frame"], batch["target_frame"])
+        if "source_frame" in batch:
+            frame = self.frame_factor(coords, batch["source_frame"], batch["target_frame"])
             confidence, label = confidence * frame, label * frame
         return loss, confidence, label, warped
