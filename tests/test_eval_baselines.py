@@ -1,6 +1,7 @@
 """Evaluation metrics and baselines against independent answers (no trained model)."""
 
 import math
+import os
 
 import cv2
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import skimage.metrics
 import tensorflow as tf
 
+from conftest import REPO_ROOT
 from fvae_tf import metrics
 from fvae_tf.eval import baselines, demo_report, optical_flow, real_faces, report, scores
 from fvae_tf.model import config as config_lib
@@ -183,6 +185,36 @@ def test_a_failing_flow_worker_is_reported_with_its_error():
     target, source = _shifted_pair()
     with pytest.raises(optical_flow.OpticalFlowError, match="exited with 1: .*error"):
         optical_flow.flows_in_processes([("dis", target, source[:-4])], num_workers=1)
+
+
+def _crashing_workers(tmp_path, monkeypatch, crashes: int) -> None:
+    """Makes the next `crashes` flow workers die of SIGSEGV, as OpenCV's native code can.
+
+    A sitecustomize on the workers' PYTHONPATH kills each new interpreter
+    while its count file holds fewer than `crashes` marks.
+    """
+    tmp_path.mkdir()
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, pathlib, signal\n"
+        f"count = pathlib.Path({str(tmp_path / 'crashes')!r})\n"
+        "marks = count.read_text() if count.exists() else ''\n"
+        f"if len(marks) < {crashes}:\n"
+        "    count.write_text(marks + 'x')\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(REPO_ROOT)]))
+
+
+def test_a_crashed_flow_worker_runs_once_more_then_is_reported(tmp_path, monkeypatch):
+    target, source = _shifted_pair()
+    job = [(optical_flow.FlowMethod.DIS.value, target, source)]
+    want = optical_flow.flows_in_processes(job, num_workers=1)
+    _crashing_workers(tmp_path / "once", monkeypatch, crashes=1)
+    np.testing.assert_array_equal(optical_flow.flows_in_processes(job, num_workers=1), want)
+    assert (tmp_path / "once" / "crashes").read_text() == "x"
+    _crashing_workers(tmp_path / "always", monkeypatch, crashes=2)
+    with pytest.raises(optical_flow.OpticalFlowError, match="exited with -11"):
+        optical_flow.flows_in_processes(job, num_workers=1)
+    assert (tmp_path / "always" / "crashes").read_text() == "xx"
 
 
 def test_flow_coordinates_round_trip():

@@ -131,7 +131,9 @@ def flows_in_processes(jobs: list[tuple[str, np.ndarray, np.ndarray]], num_worke
     Each worker is `python -m fvae_tf.eval.optical_flow IN.npz OUT.npz` on a
     slice of the jobs: a new interpreter that imports only OpenCV and numpy
     (multiprocessing's "spawn" would re-import the calling binary, and with it
-    TensorFlow, into every worker).
+    TensorFlow, into every worker). A worker killed by a signal (OpenCV's
+    native code crashes now and then, as its NaN flows come and go with the
+    process) runs its slice once more in a fresh process.
 
     Args:
       jobs: (method value, target uint8 [H, W, 3], source uint8 [H, W, 3]).
@@ -154,12 +156,13 @@ def flows_in_processes(jobs: list[tuple[str, np.ndarray, np.ndarray]], num_worke
             np.savez(inputs, methods=np.array([FlowMethod(jobs[i][0]).value for i in chunk]),
                      targets=np.stack([jobs[i][1] for i in chunk]),
                      sources=np.stack([jobs[i][2] for i in chunk]))
-            workers.append((outputs, subprocess.Popen(
-                [sys.executable, "-m", __name__, str(inputs), str(outputs)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+            workers.append((inputs, outputs, _start_worker(inputs, outputs)))
         results = []
-        for outputs, worker in workers:
+        for inputs, outputs, worker in workers:
             _, errors = worker.communicate()
+            if worker.returncode < 0:
+                worker = _start_worker(inputs, outputs)
+                _, errors = worker.communicate()
             if worker.returncode != 0:
                 last = errors.strip().splitlines()[-1] if errors.strip() else "no message"
                 raise OpticalFlowError(f"an optical-flow worker (OpenCV) exited with "
@@ -167,6 +170,12 @@ def flows_in_processes(jobs: list[tuple[str, np.ndarray, np.ndarray]], num_worke
             with np.load(outputs) as data:
                 results.extend(data["coords"])
     return results
+
+
+def _start_worker(inputs: pathlib.Path, outputs: pathlib.Path) -> subprocess.Popen:
+    """A fresh interpreter running `_worker` on `inputs`, writing `outputs`."""
+    return subprocess.Popen([sys.executable, "-m", __name__, str(inputs), str(outputs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _worker(inputs: str, outputs: str) -> None:
