@@ -6,21 +6,19 @@ Every `FVAEConfig` field is a flag; unset ones take the preset's value.
 The logic is in `fvae_tf.train.loop`; library errors name settings, shown here as flags.
 """
 
-import dataclasses
 import logging
 import sys
 
 from absl import app, flags
 
+from experiments import config_flags
 from fvae_tf import errors
 from fvae_tf.data import records
 from fvae_tf.model import config
 from fvae_tf.train import checkpoints, loop, step
 
-_FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
-               str: flags.DEFINE_string, bool: flags.DEFINE_bool}
-for _field in dataclasses.fields(config.FVAEConfig):
-    _FLAG_TYPES[_field.type](_field.name, None, f"FVAEConfig.{_field.name}; unset: the preset's")
+config_flags.define()
+flags.adopt_module_key_flags(config_flags)
 
 WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, summaries, metrics).",
                               required=True)
@@ -40,10 +38,8 @@ def main(argv: list[str]) -> None:
     del argv
     logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-save chatter
     cli = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0])}
-    overrides = {f.name: cli[f.name] for f in dataclasses.fields(config.FVAEConfig)
-                 if cli[f.name] is not None}
     try:
-        run_config = config.get_config(PRESET.value, **overrides)
+        run_config = config_flags.config_from_flags(PRESET.value)
     except ValueError as e:
         sys.exit(f"error: {e}")
     try:

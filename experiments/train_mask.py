@@ -9,24 +9,20 @@ taking the preset's value. The logic is in `fvae_tf.train.loop`; library errors
 name settings, shown here as flags.
 """
 
-import dataclasses
 import logging
 import pathlib
 import sys
 
 from absl import app, flags
 
+from experiments import config_flags
 from fvae_tf import errors
 from fvae_tf.data import records
 from fvae_tf.model import config
 from fvae_tf.train import checkpoints, loop, step
 
-_FIELDS = {f.name: f.type for f in dataclasses.fields(config.FVAEConfig)
-           if f.name in checkpoints.MASK_FIELDS}
-_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
-           bool: flags.DEFINE_boolean}
-for _name, _type in _FIELDS.items():
-    _DEFINE[_type](_name, None, f"FVAEConfig.{_name} of the mask stage; unset: the preset's")
+config_flags.define(set(checkpoints.MASK_FIELDS), " of the mask stage")
+flags.adopt_module_key_flags(config_flags)
 
 WORKDIR = flags.DEFINE_string("workdir", None, "The FVAE's run directory.", required=True)
 DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Built by data_prep.build_dataset.",
@@ -41,9 +37,8 @@ def main(argv: list[str]) -> None:
     del argv
     logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-save chatter
     cli = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0])}
-    overrides = {name: cli[name] for name in _FIELDS if cli[name] is not None}
     try:
-        preset_config = config.get_config(PRESET.value, **overrides)
+        preset_config = config_flags.config_from_flags(PRESET.value)
     except ValueError as e:
         sys.exit(f"error: {e}")
     try:
