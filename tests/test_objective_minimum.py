@@ -1,13 +1,16 @@
 """fvae_tf.eval.objective_minimum and its binary: the objective's minimum against a known truth."""
 
 import dataclasses
+import json
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import experiment_ok, random_faces, random_models
+from conftest import (experiment_ok, fails_cleanly, random_faces, random_models,
+                      run_experiment)
 from fvae_tf.eval import data, objective_minimum
 from fvae_tf.model.config import get_config
 from fvae_tf.warp import sampler
@@ -118,3 +121,14 @@ def test_binary_prints_the_library_measure_for_its_flags(tiny_dataset):
                                                 field.epe_moving_face, field.objective],
                                    atol=2e-3, rtol=1e-3)
     assert rows["the truth"][3] == pytest.approx(expected.objective_at_truth, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_binary_refuses_real_faces_in_one_line(tiny_dataset, tmp_path):
+    real = tmp_path / "real"
+    shutil.copytree(tiny_dataset[0], real)
+    manifest = json.loads((real / "manifest.json").read_text())
+    (real / "manifest.json").write_text(json.dumps(
+        {**manifest, "source": "folder", "has_ground_truth": False}))
+    fails_cleanly(run_experiment("objective_minimum", f"--dataset_dir={real}", "--preset=tiny"),
+                  "error: the pairs have no ground-truth flow", "synthetic dataset")
