@@ -25,6 +25,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from fvae_tf import progress
 from fvae_tf.eval import scores
 from fvae_tf.eval.data import Pairs
 from fvae_tf.model.config import FVAEConfig
@@ -74,7 +75,8 @@ def descend(config: FVAEConfig, source: np.ndarray, target: np.ndarray, truth: n
     independent (the batch mean scales every gradient alike, which Adam ignores).
 
     Returns:
-      the start and the end, float32 [B, S, S, 2] coordinates.
+      the start and the end, float32 [B, S, S, 2] coordinates. Progress
+      (steps, the objective, ETA) goes to stderr.
     """
     model = FVAE(config)
     size = truth.shape[1]
@@ -89,9 +91,11 @@ def descend(config: FVAEConfig, source: np.ndarray, target: np.ndarray, truth: n
         with tf.GradientTape() as tape:
             loss = flow_objective(model, source, target, lattice_field(lattice, size))
         optimizer.apply_gradients([(tape.gradient(loss, lattice), lattice)])
+        return loss
 
-    for _ in range(steps):
-        step()
+    report = progress.Progress("descending", steps, "step")
+    for done in range(1, steps + 1):
+        report.update(done, f"objective {float(step()):.1f}")
     return lattice_field(start, size).numpy(), lattice_field(lattice, size).numpy()
 
 
