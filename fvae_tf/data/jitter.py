@@ -63,11 +63,11 @@ def _resample(field: tf.Tensor, inverse: tf.Tensor) -> tf.Tensor:
     return out
 
 
-def _inside(inverse: tf.Tensor, field: tf.Tensor) -> tf.Tensor:
-    """bool [H, W, 1]: A^-1 of the pixel lies inside the crop of `field` [H, W, C]."""
-    size = field.shape[0]
-    return tf.reduce_all(tf.abs(_apply(inverse, sampler.identity_grid(size, size))) <= 1.0,
-                         axis=-1, keepdims=True)
+def _inside(inverse: tf.Tensor, size: int) -> tf.Tensor:
+    """float32 [size, size, 1]: 1 where A^-1 of the pixel lies inside the crop, else 0."""
+    inside = tf.reduce_all(tf.abs(_apply(inverse, sampler.identity_grid(size, size))) <= 1.0,
+                           axis=-1, keepdims=True)
+    return tf.cast(inside, tf.float32)
 
 
 def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
@@ -95,13 +95,14 @@ def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
     for key in LANDMARK_KEYS:
         if key in out:
             out[key] = _apply(matrix, out[key])
+    masked = [key for key in (*FRAME_KEYS, "gt_visibility") if key in out]
+    if masked:  # one crop size: frames and visibility share the same inside mask
+        inside = _inside(inverse, out[masked[0]].shape[0])
     for key in FRAME_KEYS:
         if key in out:
-            out[key] = _resample(out[key], inverse) * tf.cast(_inside(inverse, out[key]),
-                                                              tf.float32)
+            out[key] = _resample(out[key], inverse) * inside
     if "gt_coords" in out:
         out["gt_coords"] = _apply(matrix, _resample(out["gt_coords"], inverse))
         visible = _resample(out["gt_visibility"], inverse) > 0.5
-        out["gt_visibility"] = tf.cast(visible & _inside(inverse, out["gt_visibility"]),
-                                       tf.float32)
+        out["gt_visibility"] = tf.cast(visible, tf.float32) * inside
     return out

@@ -117,10 +117,10 @@ def measure(pairs: Pairs, config: FVAEConfig, num_pairs: int, grid: int, steps: 
     model = FVAE(config)
 
     def scored(coords: np.ndarray) -> FieldScores:
-        per_pair = [scores.flow_scores(coords[i], truth[i], visibility[i], faces[i])
-                    for i in range(len(coords))]
-        mean = {key: float(np.nanmean([values[key] for values in per_pair]))
-                for key in per_pair[0]}
+        table = scores.Scores()
+        for i in range(len(coords)):
+            table.add("field", scores.flow_scores(coords[i], truth[i], visibility[i], faces[i]))
+        mean = table.summary()["field"]
         objective = flow_objective(model, chosen.source, chosen.target, coords)
         return FieldScores(mean["epe_visible"], mean["epe_moving"], mean["epe_moving_face"],
                            float(objective))
