@@ -1,12 +1,14 @@
 """Training throughput and efficiency of the demo, london and paper presets.
 
     python -m benchmarks.bench_train [--presets demo,london,paper --steps 5 --rounds 2]
+        [--precisions float32,mixed_bfloat16,mixed_float16]
 
-Each (preset, step kind) runs in a fresh process, so its peak memory (the
-process's peak resident set) is its own: the FVAE step that
+Each (preset, step kind, precision) runs in a fresh process, so its peak
+memory (the process's peak resident set) is its own: the FVAE step that
 `experiments.train` runs (`fvae_tf.train.step.make_train_step`: forward,
 eq. 1's losses, backward, Adam), on random pairs, as a `tf.function` and
-compiled with XLA (`jit_compile`). Reported per preset and kind:
+compiled with XLA (`jit_compile`), in each `--precisions` (`FVAEConfig.precision`;
+float32 by default). Reported per preset, kind and precision:
 * images/s: pairs per second of the step (fastest of `rounds` rounds).
 * FLOPs per step: TensorFlow's graph profiler on the uncompiled step's
   graph (the registered FLOP statistics of Conv2D, its two backprop ops,
@@ -45,7 +47,9 @@ flags.DEFINE_integer("steps", 5, "Steps per timed round.")
 flags.DEFINE_integer("rounds", 2, "Timed rounds; the fastest counts.")
 flags.DEFINE_string("dataset_dir", "runs/demo/dataset",
                     "A built dataset for the input pipeline's rate (skipped if absent).")
-flags.DEFINE_string("child", None, "Internal: measure this 'preset:xla|function' and print JSON.")
+flags.DEFINE_list("precisions", ["float32"], "FVAEConfig.precision values to measure.")
+flags.DEFINE_string("child", None,
+                    "Internal: measure this 'preset:xla|function:precision' and print JSON.")
 
 _MATMUL_SIZE = 2048
 
@@ -75,9 +79,10 @@ def pipeline_pairs_per_s(batch_size: int, batches: int = 20) -> float | None:
     return batch_size / (timed["wall_ms"] / 1000)
 
 
-def measure(preset: str, kind: str) -> dict:
-    """One preset's step, as a `tf.function` ("function") or compiled ("xla")."""
-    config = dataclasses.replace(config_lib.get_config(preset), jit_compile=kind == "xla")
+def measure(preset: str, kind: str, precision: str) -> dict:
+    """One preset's step, as a `tf.function` ("function") or compiled ("xla"), in `precision`."""
+    config = dataclasses.replace(config_lib.get_config(preset), jit_compile=kind == "xla",
+                                 precision=precision)
     model = checkpoints.build_model("fvae", config)
     optimizer = step.make_optimizer(config, model.trainable_variables)
     train_step = step.make_train_step(tf.distribute.get_strategy(), model, optimizer)
@@ -114,7 +119,7 @@ def measure(preset: str, kind: str) -> dict:
     ceiling = matmul_flops_per_s()
     steps_per_s = 1000 / step_ms
     return {"preset": preset, "step": "XLA" if kind == "xla" else "tf.function",
-            "batch": config.batch_size, "step_ms": step_ms,
+            "precision": precision, "batch": config.batch_size, "step_ms": step_ms,
             "images_per_s": config.batch_size * steps_per_s, "peak_mb": peak,
             "gflop_per_step": flops / 1e9, "matmul_gflop_per_s": ceiling / 1e9,
             "efficiency_%": 100 * flops * steps_per_s / ceiling, **parts,
@@ -127,28 +132,30 @@ def main(argv):
     if FLAGS.child:
         print(json.dumps(measure(*FLAGS.child.split(":"))))
         return
-    columns = ["preset", "step", "batch", "step_ms", "images_per_s", "peak_mb", "gflop_per_step",
-               "matmul_gflop_per_s", "efficiency_%", "sampler_ms", "coherence_ms", "rest_ms",
-               "pipeline_pairs_per_s"]
+    columns = ["preset", "step", "precision", "batch", "step_ms", "images_per_s", "peak_mb",
+               "gflop_per_step", "matmul_gflop_per_s", "efficiency_%", "sampler_ms",
+               "coherence_ms", "rest_ms", "pipeline_pairs_per_s"]
     notes = ["sampler_ms, coherence_ms: forward+backward of each alone on the step's shapes, "
              "compiled like the step; rest_ms = step_ms - both (convolutions, dense layers, "
              "batch norm, KL, Adam). pipeline_pairs_per_s: the training input pipeline on "
              f"{FLAGS.dataset_dir} (its demand is images_per_s). FLOPs: TensorFlow's graph "
-             "profiler on the step's graph."]
+             "profiler on the step's graph. precision: FVAEConfig.precision (the hidden "
+             "layers' Keras dtype policy; the matmul ceiling is float32's)."]
     settings = {"command": "python -m benchmarks.bench_train " + " ".join(sys.argv[1:]),
                 "steps": FLAGS.steps, "rounds": FLAGS.rounds, "dataset_dir": FLAGS.dataset_dir}
     rows = []
     for preset in FLAGS.presets:
         for kind in ("function", "xla"):
-            out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_train", f"--child={preset}:{kind}",
-                 f"--steps={FLAGS.steps}", f"--rounds={FLAGS.rounds}",
-                 f"--dataset_dir={FLAGS.dataset_dir}"],
-                check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
-            # Written after every row, so a long run leaves what it measured so far.
-            path = harness.write_results("train", settings, {"Training step": (rows, columns)},
-                                         notes)
+            for precision in FLAGS.precisions:
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.bench_train",
+                     f"--child={preset}:{kind}:{precision}", f"--steps={FLAGS.steps}",
+                     f"--rounds={FLAGS.rounds}", f"--dataset_dir={FLAGS.dataset_dir}"],
+                    check=True, capture_output=True, text=True).stdout
+                rows.append(json.loads(out.strip().splitlines()[-1]))
+                # Written after every row, so a long run leaves what it measured so far.
+                path = harness.write_results("train", settings,
+                                             {"Training step": (rows, columns)}, notes)
     print(path.read_text())
 
 

@@ -159,6 +159,24 @@ def random_models(seed: int = 0, gain: float = 1.0) -> tuple[FVAE, ConfidenceMod
     return fvae, mask_model
 
 
+SHIFT = 3  # pixels: in `shift_batch` the target is the source moved right by SHIFT
+
+
+def shift_batch(n: int = 8, seed: int = 0) -> dict:
+    """A batch of pairs whose target is the source moved right by SHIFT pixels.
+
+    Smooth random textures, float32 [n, 64, 64, 3] in [-1, 1]: the motion an
+    FVAE must learn is a known constant flow of -2 * SHIFT / 64 in x.
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(-1, 1, (n, 64 + 2 * SHIFT, 64 + 2 * SHIFT, 3)).astype(np.float32)
+    smooth = np.stack([cv2.GaussianBlur(img, (0, 0), 2.0) for img in noise])
+    smooth /= np.abs(smooth).max()
+    source = smooth[:, SHIFT:-SHIFT, SHIFT:-SHIFT]
+    target = smooth[:, SHIFT:-SHIFT, :-2 * SHIFT]
+    return {"source": source, "target": target}
+
+
 def random_faces(n: int, seed: int = 0, size: int = 64) -> tf.Tensor:
     """float32 [n, size, size, 3] smooth random pictures in [-1, 1]."""
     coarse = np.random.default_rng(seed).uniform(-1, 1, (n, 8, 8, 3)).astype(np.float32)

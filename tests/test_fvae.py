@@ -1,28 +1,16 @@
 """The FVAE learns a known shift; the mask stage and the VAE baseline train
 (with the training step of fvae_tf.train.step)."""
 
-import cv2
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SHIFT, shift_batch
 from fvae_tf.model import config as config_lib
 from fvae_tf.model import fvae, losses
 from fvae_tf.train import step
 from fvae_tf.warp import sampler
-
-SHIFT = 3  # pixels: the target is the source moved right by SHIFT
-
-
-def _shift_batch(n=8, seed=0):
-    rng = np.random.default_rng(seed)
-    noise = rng.uniform(-1, 1, (n, 64 + 2 * SHIFT, 64 + 2 * SHIFT, 3)).astype(np.float32)
-    smooth = np.stack([cv2.GaussianBlur(img, (0, 0), 2.0) for img in noise])
-    smooth /= np.abs(smooth).max()
-    source = smooth[:, SHIFT:-SHIFT, SHIFT:-SHIFT]
-    target = smooth[:, SHIFT:-SHIFT, :-2 * SHIFT]
-    return {"source": source, "target": target}
 
 
 def _train_step(model, lr=2e-3):
@@ -39,7 +27,7 @@ def _eval_terms(model, batch) -> dict:
 @pytest.mark.slow
 def test_fvae_learns_a_known_shift():
     keras.utils.set_random_seed(0)
-    batch = _shift_batch()
+    batch = shift_batch()
     model = fvae.FVAE(config_lib.get_config("tiny", flow_weight=0.1))
     before = _eval_terms(model, batch)["loss"].numpy()
     train_step = _train_step(model)
@@ -62,7 +50,7 @@ def test_fvae_learns_a_known_shift():
 
 def test_train_step_reports_every_term_and_matches_losses():
     model = fvae.FVAE(config_lib.get_config("tiny"))
-    batch = _shift_batch(4)
+    batch = shift_batch(4)
     reported = _eval_terms(model, batch)
     assert set(reported) == {"loss", "rec", "kl", "flow"}
     terms, out = model.compute_losses(batch, training=False)
@@ -82,7 +70,7 @@ def test_train_step_reports_every_term_and_matches_losses():
 
 @pytest.mark.slow
 def test_confidence_model_trains_only_the_mask():
-    batch = _shift_batch(4)
+    batch = shift_batch(4)
     flow_model = fvae.FVAE(config_lib.get_config("tiny"))
     flow_model.build_for_inference()
     frozen = [v.numpy().copy() for v in flow_model.weights]
@@ -117,7 +105,7 @@ def test_shown_in_frame_reads_the_source_frame_with_zeros_outside_the_crop():
 
 
 def test_mask_frame_multiplies_confidence_and_label_but_not_the_loss():
-    batch = _shift_batch(2)
+    batch = shift_batch(2)
     rng = np.random.default_rng(0)
     frames = {key: tf.constant(rng.uniform(0, 1, (2, 64, 64, 1)), tf.float32)
               for key in ("source_frame", "target_frame")}
@@ -150,7 +138,7 @@ def test_mask_frame_multiplies_confidence_and_label_but_not_the_loss():
 @pytest.mark.slow
 def test_vae_baseline_reconstructs_pixels():
     keras.utils.set_random_seed(1)
-    batch = _shift_batch(4)
+    batch = shift_batch(4)
     model = fvae.VAE(config_lib.get_config("tiny"))
     assert set(_eval_terms(model, batch)) == {"loss", "rec", "kl"}
     train_step = _train_step(model)
@@ -162,14 +150,14 @@ def test_vae_baseline_reconstructs_pixels():
 
 def test_paper_reading_gives_the_old_numbers_on_a_fixed_batch():
     # Pinned from commit cfe719c (before the photometric, multi-scale and flow-head
-    # options): the seeded tiny FVAE's losses on _shift_batch(4). The flags below
+    # options): the seeded tiny FVAE's losses on shift_batch(4). The flags below
     # are the paper's reading, the defaults of every FVAEConfig field.
     paper = dict(photometric="l1", multiscale_levels=1, flow_head="atanh",
                  flow_supervision=0.0, mask_label_quantile=0.0, mask_label_distance="l1",
                  photometric_trim=0.0, mask_frame=False)
     keras.utils.set_random_seed(0)
     model = fvae.FVAE(config_lib.get_config("tiny", **paper))
-    terms, _ = model.compute_losses(_shift_batch(4), training=False)
+    terms, _ = model.compute_losses(shift_batch(4), training=False)
     terms = {name: float(value) for name, value in terms.items()}
     assert terms == pytest.approx({"rec": 1894.573, "kl": 0.0, "flow": 3.413337,
                                    "loss": 1897.9863}, rel=1e-5, abs=1e-5)
@@ -182,7 +170,7 @@ def test_the_project_reading_learns_a_known_shift_too():
     # Census photometric term, residual flow head (the demo's choices). The residual
     # head's gain (0.25) makes the same 3 px take more steps than the paper's head.
     keras.utils.set_random_seed(0)
-    batch = _shift_batch()
+    batch = shift_batch()
     model = fvae.FVAE(config_lib.get_config("tiny", flow_weight=0.1, photometric="census",
                                             flow_head="residual"))
     model.build_for_inference()
@@ -196,7 +184,7 @@ def test_the_project_reading_learns_a_known_shift_too():
 
 
 def test_flow_supervision_is_opt_in():
-    batch = dict(_shift_batch(2))
+    batch = dict(shift_batch(2))
     batch["gt_coords"] = np.broadcast_to(sampler.identity_grid(64, 64).numpy(), (2, 64, 64, 2))
     batch["gt_visibility"] = np.ones((2, 64, 64, 1), np.float32)
     off = fvae.FVAE(config_lib.get_config("tiny"))

@@ -69,6 +69,27 @@ def test_resume_equals_uninterrupted_run(tiny_dataset, trained, tmp_path):
     assert again.step == 8 and again.metrics == pytest.approx(second.metrics)
 
 
+def test_resume_in_mixed_float16_keeps_the_loss_scale(tiny_dataset, tmp_path):
+    """The dynamic loss scale and its counter are checkpointed with the optimizer: a
+    resumed float16 run ends where an uninterrupted one does. 20 steps, so that the
+    scale has fallen from 2^15 (the first steps overflow and are skipped) and the
+    weights have moved."""
+    data_dir, _ = tiny_dataset
+    def config(num_steps):
+        return _config(num_steps=num_steps, eval_every=10, precision="mixed_float16",
+                       jit_compile=True)
+    loop.train(config(20), tmp_path / "straight", data_dir)
+    assert loop.train(config(10), tmp_path / "resumed", data_dir).step == 10
+    assert loop.train(config(20), tmp_path / "resumed", data_dir).step == 20
+    straight = tf.train.latest_checkpoint(str(tmp_path / "straight" / "checkpoints"))
+    assert_same_checkpoints(straight,
+                            tf.train.latest_checkpoint(str(tmp_path / "resumed" / "checkpoints")))
+    values = checkpoint_values(straight)
+    assert 0 < values["optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"] < 2.0 ** 15
+    # Adam's own count: the steps that were not skipped.
+    assert 0 < values["optimizer/inner_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"] < 20
+
+
 def test_outputs_metrics_and_latent_stats(tiny_dataset, trained):
     _, data = tiny_dataset
     workdir, result = trained

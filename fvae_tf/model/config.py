@@ -10,6 +10,7 @@ PHOTOMETRIC = ("l1", "ssim_l1", "census")  # `fvae_tf.model.losses.Photometric` 
 FLOW_HEADS = ("atanh", "residual")
 VAE_DECODERS = ("z_only", "source_unet")  # `vae_decoder` values
 LR_SCHEDULES = ("constant", "cosine")  # `lr_schedule` values
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,7 @@ class FVAEConfig:
     mask_label_distance: str = "l1"  # eq. 7's distance: "l1" (paper), "census", "l1*census"...
     mask_frame: bool = False  # M (and eq. 7's label) x the share of the warp inside both photos
     jit_compile: bool = False  # compile the training step with XLA
+    precision: str = "float32"  # training: hidden layers' Keras dtype policy (networks.py)
     geometric_jitter: float = 0.0  # one random similarity per training pair (data/jitter.py)
     # --- training (5.4) ---
     learning_rate: float = 2e-4  # Adam (paper value lost)
@@ -117,7 +119,8 @@ def get_config(name: str, **overrides) -> FVAEConfig:
     config = dataclasses.replace(_PRESETS[name], **overrides)
     config.num_levels  # validates the geometry early
     for field, allowed in (("photometric", PHOTOMETRIC), ("flow_head", FLOW_HEADS),
-                           ("vae_decoder", VAE_DECODERS), ("lr_schedule", LR_SCHEDULES)):
+                           ("vae_decoder", VAE_DECODERS), ("lr_schedule", LR_SCHEDULES),
+                           ("precision", PRECISIONS)):
         if getattr(config, field) not in allowed:
             raise ValueError(f"{field} must be one of {', '.join(allowed)}, "
                              f"got {getattr(config, field)!r}")

@@ -6,6 +6,12 @@ the channels as the size doubles. Batch norm follows every convolution except
 the last two layers before an output; weights start from a truncated normal
 with stddev 0.01 (`config.init_stddev`).
 
+Mixed precision (`config.precision`, a Keras dtype policy): every hidden
+layer computes in its dtype, while the output heads (the encoder's `mu` and
+`log_var`, each decoder's last convolution) stay float32, so the flow, the
+sampler and the losses are float32 whatever the policy. Variables are float32
+under every policy: one checkpoint serves all of them.
+
 The decoders are conditioned on the source image `x_s` (SPEC): a convolutional
 branch of their own extracts source features, concatenated with the projected
 `z` at the bottleneck and, with `config.source_skips`, at every scale on the
@@ -24,9 +30,11 @@ def _initializer(config: FVAEConfig):
     return keras.initializers.TruncatedNormal(stddev=config.init_stddev, seed=None)
 
 
-def _conv(config: FVAEConfig, filters: int, kernel: int, strides: int = 1, name=None):
+def _conv(config: FVAEConfig, filters: int, kernel: int, strides: int = 1, dtype=None):
+    """A "same" convolution in `config.precision`, or in `dtype` (an output head's float32)."""
     return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                               kernel_initializer=_initializer(config), name=name)
+                               kernel_initializer=_initializer(config),
+                               dtype=dtype or config.precision)
 
 
 class ConvBlock(keras.layers.Layer):
@@ -34,10 +42,10 @@ class ConvBlock(keras.layers.Layer):
 
     def __init__(self, config: FVAEConfig, filters: int, kernel: int, strides: int = 1,
                  batch_norm: bool = True, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(dtype=config.precision, **kwargs)
         self.conv = _conv(config, filters, kernel, strides)
-        self.norm = keras.layers.BatchNormalization() if batch_norm else None
-        self.activation = keras.layers.Activation(config.activation)
+        self.norm = keras.layers.BatchNormalization(dtype=config.precision) if batch_norm else None
+        self.activation = keras.layers.Activation(config.activation, dtype=config.precision)
 
     def call(self, x, training=False):
         x = self.conv(x)
@@ -75,7 +83,7 @@ class DownPath(keras.layers.Layer):
     """
 
     def __init__(self, config: FVAEConfig, last_batch_norm: bool = True, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(dtype=config.precision, **kwargs)
         levels = config.num_levels
         blocks = [ConvBlock(config, config.base_channels, config.edge_kernel_size)]
         for level in range(1, levels + 1):
@@ -104,9 +112,11 @@ class Encoder(keras.Model):
         # The last convolution and the dense heads are the two layers before
         # the output: no batch norm there.
         self.down = DownPath(config, last_batch_norm=False)
-        self.flatten = keras.layers.Flatten()
-        self.mu = keras.layers.Dense(config.latent_dim, kernel_initializer=_initializer(config))
-        self.log_var = keras.layers.Dense(config.latent_dim, kernel_initializer=_initializer(config))
+        self.flatten = keras.layers.Flatten(dtype=config.precision)
+        self.mu = keras.layers.Dense(config.latent_dim, kernel_initializer=_initializer(config),
+                                     dtype="float32")
+        self.log_var = keras.layers.Dense(config.latent_dim,
+                                          kernel_initializer=_initializer(config), dtype="float32")
 
     def call(self, x, training=False):
         h = self.flatten(self.down(x, training=training)[-1])
@@ -128,18 +138,20 @@ class ConditionedDecoder(keras.Model):
         size = config.bottleneck_size
         top = level_channels(config, levels)
         self.source_path = DownPath(config) if use_source else None
-        self.project = keras.layers.Dense(size * size * top, kernel_initializer=_initializer(config))
-        self.reshape = keras.layers.Reshape((size, size, top))
-        self.project_norm = keras.layers.BatchNormalization()
-        self.project_activation = keras.layers.Activation(config.activation)
-        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
+        hidden = config.precision
+        self.project = keras.layers.Dense(size * size * top, kernel_initializer=_initializer(config),
+                                          dtype=hidden)
+        self.reshape = keras.layers.Reshape((size, size, top), dtype=hidden)
+        self.project_norm = keras.layers.BatchNormalization(dtype=hidden)
+        self.project_activation = keras.layers.Activation(config.activation, dtype=hidden)
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", dtype=hidden)
         # Level 0 (full resolution) is the second-to-last layer: no batch norm.
         self.num_up_blocks = attach(self, "up_block", [
             ConvBlock(config, level_channels(config, level), config.kernel_size,
                       batch_norm=level > 0)
             for level in reversed(range(levels))
         ])
-        self.output_conv = _conv(config, out_channels, config.edge_kernel_size)
+        self.output_conv = _conv(config, out_channels, config.edge_kernel_size, dtype="float32")
 
     @property
     def up_blocks(self) -> list:

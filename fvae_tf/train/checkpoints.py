@@ -105,6 +105,16 @@ def build_model(kind: ModelKind | str, config: FVAEConfig,
     return model
 
 
+def inference_config(config: FVAEConfig) -> FVAEConfig:
+    """`config` computing in float32: a run trained in mixed precision is loaded in float32.
+
+    Variables are float32 under every precision (`networks`), so the same
+    checkpoint loads; float32 inference gives the same numbers on a CPU and a
+    GPU, where float16 convolutions would be slow on a CPU.
+    """
+    return dataclasses.replace(config, precision="float32")
+
+
 def best_checkpoint(run_dir: str | os.PathLike) -> str:
     """Path of a run's best checkpoint.
 
@@ -149,7 +159,7 @@ def load_model(run_dir: str | os.PathLike) -> FVAE | VAE:
     kind, config = read_run_config(run_dir)
     if kind is ModelKind.MASK:
         raise CheckpointError(f"{run_dir} is a mask run; load_confidence_model takes its FVAE run")
-    model = build_model(kind, config)
+    model = build_model(kind, inference_config(config))
     restore_weights(model, best_checkpoint(run_dir))
     return model
 
@@ -164,6 +174,7 @@ def load_confidence_model(run_dir: str | os.PathLike) -> ConfidenceModel:
     if not mask_dir.is_dir():
         raise CheckpointError(f"{run_dir} has no confidence mask ({mask_dir} is missing)")
     _, config = read_run_config(mask_dir)
+    config = inference_config(config)
     model = build_model(ModelKind.MASK, config, fvae=build_model(ModelKind.FVAE, config))
     restore_weights(model, best_checkpoint(mask_dir))
     return model

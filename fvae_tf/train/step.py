@@ -55,6 +55,13 @@ COSINE_FLOOR = 0.05  # the cosine schedule's last learning rate, as a share of t
 def make_optimizer(config: FVAEConfig, variables: list) -> keras.optimizers.Optimizer:
     """Adam with gradient clipping by value (paper 5.4), its slots built for `variables`.
 
+    With `precision="mixed_float16"` Adam is wrapped in Keras' dynamic
+    `LossScaleOptimizer`: the loss is scaled up before the backward pass (the
+    training step calls `scale_loss`) so that float16 gradients do not
+    underflow, and each gradient is scaled back before clipping; a step whose
+    gradients overflow is skipped and the scale halved. bfloat16 has float32's
+    range and needs no scaling.
+
     `lr_schedule="cosine"` decays the learning rate along half a cosine from
     `learning_rate` at step 0 to 1/20 of it at `num_steps` (the schedule reads
     the optimizer's step count, which checkpoints keep, so a resumed run
@@ -67,6 +74,8 @@ def make_optimizer(config: FVAEConfig, variables: list) -> keras.optimizers.Opti
             config.learning_rate, decay_steps=config.num_steps, alpha=COSINE_FLOOR)
     optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.adam_beta1,
                                       clipvalue=config.clip_value)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(variables)
     return optimizer
 
@@ -107,7 +116,8 @@ def make_train_step(strategy: tf.distribute.Strategy, model: keras.Model,
     def replica_step(batch):
         with tf.GradientTape() as tape:
             terms = forward(model, batch, training=True)[0]
-            scaled = terms["loss"] / strategy.num_replicas_in_sync
+            # scale_loss: the loss scale of mixed float16 (make_optimizer), else 1.
+            scaled = optimizer.scale_loss(terms["loss"] / strategy.num_replicas_in_sync)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return terms
 
