@@ -206,13 +206,18 @@ def test_binary_bad_input_message(setup):
 
 
 def test_binary_reports_a_failing_optical_flow_without_a_traceback(setup, tmp_path):
-    # OpenCV's SparseToDense returns NaN everywhere, in the binary and in its flow
-    # workers: a sitecustomize on PYTHONPATH patches cv2 before anything runs.
+    # SparseToDense's edge-aware interpolation returns NaN everywhere, in the binary
+    # and in its flow workers: a sitecustomize on PYTHONPATH patches cv2 before
+    # anything runs (its setters do nothing).
     (tmp_path / "sitecustomize.py").write_text(
         "import cv2\n"
         "import numpy as np\n"
-        "cv2.optflow.calcOpticalFlowSparseToDense = lambda target, source, **kwargs: (\n"
-        "    np.full((*target.shape[:2], 2), np.nan, np.float32))\n")
+        "class NaNInterpolator:\n"
+        "    def __getattr__(self, name):\n"
+        "        return lambda *args: None\n"
+        "    def interpolate(self, target, *args):\n"
+        "        return np.full((*target.shape[:2], 2), np.nan, np.float32)\n"
+        "cv2.ximgproc.createEdgeAwareInterpolator = NaNInterpolator\n")
     output = setup["root"] / "flow_failure"
     result = subprocess.run(
         [sys.executable, "-m", "experiments.evaluate", f"--fvae_dir={setup['root'] / 'fvae'}",

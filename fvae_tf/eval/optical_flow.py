@@ -4,13 +4,15 @@ Three methods, each computed *from the target to the source*, so that
 `target(p) ~ source(p + flow(p))`: the flow is a target-to-source sampling
 field like the FVAE's, and `coords = identity + flow` warps the source with
 the sampler:
-  * SPARSE_TO_DENSE: `cv2.optflow.calcOpticalFlowSparseToDense`, PyrLK
-    matches on a grid interpolated edge-aware, as EpicFlow does (the paper's
-    [23]). `grid_step=4`, not OpenCV's 8: on a 64x64 crop a step of 8 gives
-    64 matches, fewer than the k=128 neighbours the interpolation asks for,
-    and OpenCV 5.0.0 then reads past its buffers (NaN in part of the flow,
-    results that change from run to run, segfaults in a process that also
-    holds TensorFlow). With 4 there are 256 matches.
+  * SPARSE_TO_DENSE: OpenCV's `calcOpticalFlowSparseToDense` (PyrLK matches
+    on a grid, interpolated edge-aware, as EpicFlow does: the paper's [23]),
+    step by step (`sparse_to_dense`) so that its interpolation never asks for
+    more neighbours than there are matches: OpenCV 5.0.0's function asks for
+    k=128 whatever survives PyrLK, and with fewer matches it reads past its
+    buffers (flows that change from process to process, up to 150 px on a
+    64 px crop, NaN, segfaults in a process that also holds TensorFlow).
+    `grid_step=4`, not OpenCV's 8: 256 grid points on a 64x64 crop, so that
+    most pairs keep more than 128 matches.
   * DEEPFLOW: `cv2.optflow.createOptFlow_DeepFlow` on grey images.
   * DIS: `cv2.DISOpticalFlow` (medium preset) on grey images.
 
@@ -33,13 +35,15 @@ import numpy as np
 
 from fvae_tf.warp import coordinates
 
-SPARSE_TO_DENSE_GRID_STEP = 4  # see the module docstring: 8 breaks OpenCV 5 on 64 px crops
+SPARSE_TO_DENSE_GRID_STEP = 4  # see the module docstring: 8 leaves 64 points on 64 px crops
+SPARSE_TO_DENSE_NEIGHBOURS = 128  # OpenCV's k: matches the interpolation weighs per pixel
 # Tries per job, each on the images padded by this many replicated edge pixels
-# (the flow cropped back). SparseToDense still returns NaN now and then, on a pair
-# that depends on the process's earlier work, and then again on each call with the
-# same images in that process; padded images of another size go through (the
-# 1,584 demo pairs, twice in one process: one pair failed unpadded, two others
-# padded by 8, none both ways).
+# (the flow cropped back). A guard: OpenCV's SparseToDense returned NaN now and then
+# when it read past its buffers (module docstring; then again on each call with the
+# same images in that process, while padded images of another size went through).
+# With `sparse_to_dense` no non-finite flow has turned up (three worker runs of the
+# demo's 352 test pairs, the demo and London evaluations), but one from any method
+# is still computed again before the evaluation stops.
 RETRY_PADDINGS = (0, 4, 8)
 ATTEMPTS = len(RETRY_PADDINGS)
 
@@ -67,17 +71,49 @@ def pixel_flow(method: FlowMethod | str, target: np.ndarray, source: np.ndarray)
       float32 [H, W, 2] (dx, dy): target(p) ~ source(p + flow(p)).
     """
     method = FlowMethod(method)
+    target, source = np.ascontiguousarray(target), np.ascontiguousarray(source)
     if method is FlowMethod.SPARSE_TO_DENSE:
-        flow = cv2.optflow.calcOpticalFlowSparseToDense(
-            np.ascontiguousarray(target), np.ascontiguousarray(source),
-            grid_step=SPARSE_TO_DENSE_GRID_STEP)
+        return sparse_to_dense(target, source)
+    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (target, source)]
+    if method is FlowMethod.DEEPFLOW:
+        flow = cv2.optflow.createOptFlow_DeepFlow().calc(*grey, None)
     else:
-        grey = [cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-                for image in (target, source)]
-        if method is FlowMethod.DEEPFLOW:
-            flow = cv2.optflow.createOptFlow_DeepFlow().calc(*grey, None)
-        else:
-            flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*grey, None)
+        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*grey, None)
+    return np.asarray(flow, np.float32)
+
+
+def sparse_to_dense(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """`cv2.optflow.calcOpticalFlowSparseToDense` on RGB images, with at most as many
+    neighbours as matches.
+
+    The same steps as OpenCV's function (opencv_contrib optflow/sparsetodenseflow.cpp):
+    grid points every `SPARSE_TO_DENSE_GRID_STEP` px tracked by PyrLK (21x21
+    window) on grey images, those PyrLK keeps interpolated by the edge-aware
+    interpolator with OpenCV's defaults (sigma 0.05, post-processing, FGS
+    lambda 500, sigma 1.5). One change: k = min(`SPARSE_TO_DENSE_NEIGHBOURS`,
+    matches), where OpenCV reads past its buffers (module docstring). Where
+    PyrLK keeps at least k points the flow equals OpenCV's on the BGR images.
+
+    Args:
+      target, source: uint8 RGB [H, W, 3] of equal size.
+
+    Returns:
+      float32 [H, W, 2] (dx, dy): target(p) ~ source(p + flow(p)).
+    """
+    height, width = target.shape[:2]
+    ys, xs = np.mgrid[0:height:SPARSE_TO_DENSE_GRID_STEP, 0:width:SPARSE_TO_DENSE_GRID_STEP]
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (target, source)]
+    matched, status, _ = cv2.calcOpticalFlowPyrLK(*grey, points, None, winSize=(21, 21))
+    kept = status.ravel() != 0
+    interpolator = cv2.ximgproc.createEdgeAwareInterpolator()
+    interpolator.setK(int(min(SPARSE_TO_DENSE_NEIGHBOURS, kept.sum())))
+    interpolator.setSigma(0.05)
+    interpolator.setUsePostProcessing(True)
+    interpolator.setFGSLambda(500.0)
+    interpolator.setFGSSigma(1.5)
+    flow = interpolator.interpolate(target, points[kept].reshape(-1, 1, 2), source,
+                                    matched[kept].reshape(-1, 1, 2))
     return np.asarray(flow, np.float32)
 
 
