@@ -139,8 +139,8 @@ class ConditionedDecoder(keras.Model):
         top = level_channels(config, levels)
         self.source_path = DownPath(config) if use_source else None
         hidden = config.precision
-        self.project = keras.layers.Dense(size * size * top, kernel_initializer=_initializer(config),
-                                          dtype=hidden)
+        self.project = keras.layers.Dense(size * size * top,
+                                          kernel_initializer=_initializer(config), dtype=hidden)
         self.reshape = keras.layers.Reshape((size, size, top), dtype=hidden)
         self.project_norm = keras.layers.BatchNormalization(dtype=hidden)
         self.project_activation = keras.layers.Activation(config.activation, dtype=hidden)
