@@ -155,19 +155,11 @@ def _few_matches_pair() -> tuple[np.ndarray, np.ndarray]:
     return target, source
 
 
-def _pyrlk_kept(target: np.ndarray, source: np.ndarray) -> int:
-    """How many of SparseToDense's grid points PyrLK keeps on this pair."""
-    step = optical_flow.SPARSE_TO_DENSE_GRID_STEP
-    ys, xs = np.mgrid[0:SIZE:step, 0:SIZE:step]
-    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (target, source)]
-    return int(cv2.calcOpticalFlowPyrLK(*grey, points, None, winSize=(21, 21))[1].sum())
-
-
 def test_sparse_to_dense_is_opencv_s_where_enough_matches_survive():
     for target, source in (_shifted_pair(), (_texture(3)[:SIZE, :SIZE],
                                               _texture(3)[4:4 + SIZE, 2:2 + SIZE])):
-        assert _pyrlk_kept(target, source) >= optical_flow.SPARSE_TO_DENSE_NEIGHBOURS
+        kept, _ = optical_flow.grid_matches(target, source)
+        assert len(kept) >= optical_flow.SPARSE_TO_DENSE_NEIGHBOURS
         opencv = cv2.optflow.calcOpticalFlowSparseToDense(  # OpenCV reads BGR
             np.ascontiguousarray(target[..., ::-1]), np.ascontiguousarray(source[..., ::-1]),
             grid_step=optical_flow.SPARSE_TO_DENSE_GRID_STEP)
@@ -178,7 +170,8 @@ def test_sparse_to_dense_with_fewer_matches_than_neighbours_is_a_flow():
     # OpenCV's own function reads past its buffers here (flows of 150 px on the
     # demo's test pairs, changing from process to process); ours weighs every match.
     target, source = _few_matches_pair()
-    assert 4 < _pyrlk_kept(target, source) < optical_flow.SPARSE_TO_DENSE_NEIGHBOURS
+    kept, _ = optical_flow.grid_matches(target, source)
+    assert 4 < len(kept) < optical_flow.SPARSE_TO_DENSE_NEIGHBOURS
     jobs = [(optical_flow.FlowMethod.SPARSE_TO_DENSE.value, target, source)] * 4
     runs = [optical_flow.flows_in_processes(jobs, num_workers=2) for _ in range(2)]
     flows = [optical_flow.coords_to_flow(coords) for run in runs for coords in run]

@@ -100,21 +100,35 @@ def sparse_to_dense(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     Returns:
       float32 [H, W, 2] (dx, dy): target(p) ~ source(p + flow(p)).
     """
-    height, width = target.shape[:2]
-    ys, xs = np.mgrid[0:height:SPARSE_TO_DENSE_GRID_STEP, 0:width:SPARSE_TO_DENSE_GRID_STEP]
-    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (target, source)]
-    matched, status, _ = cv2.calcOpticalFlowPyrLK(*grey, points, None, winSize=(21, 21))
-    kept = status.ravel() != 0
+    points, matched = grid_matches(target, source)
     interpolator = cv2.ximgproc.createEdgeAwareInterpolator()
-    interpolator.setK(int(min(SPARSE_TO_DENSE_NEIGHBOURS, kept.sum())))
+    interpolator.setK(min(SPARSE_TO_DENSE_NEIGHBOURS, len(points)))
     interpolator.setSigma(0.05)
     interpolator.setUsePostProcessing(True)
     interpolator.setFGSLambda(500.0)
     interpolator.setFGSSigma(1.5)
-    flow = interpolator.interpolate(target, points[kept].reshape(-1, 1, 2), source,
-                                    matched[kept].reshape(-1, 1, 2))
+    flow = interpolator.interpolate(target, points.reshape(-1, 1, 2), source,
+                                    matched.reshape(-1, 1, 2))
     return np.asarray(flow, np.float32)
+
+
+def grid_matches(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SparseToDense's matches: the grid points PyrLK tracks from `target` to `source`.
+
+    Args:
+      target, source: uint8 RGB [H, W, 3] of equal size.
+
+    Returns:
+      (points, matched) float32 [N, 2] pixel (x, y): the grid points every
+      `SPARSE_TO_DENSE_GRID_STEP` px that PyrLK (21x21 window, grey images)
+      keeps, and where it finds each in `source`.
+    """
+    step = SPARSE_TO_DENSE_GRID_STEP
+    points = pixel_grid(*target.shape[:2])[::step, ::step].reshape(-1, 2).astype(np.float32)
+    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (target, source)]
+    matched, status, _ = cv2.calcOpticalFlowPyrLK(*grey, points, None, winSize=(21, 21))
+    kept = status.ravel() != 0
+    return points[kept], matched[kept]
 
 
 def pixel_grid(height: int, width: int) -> np.ndarray:
