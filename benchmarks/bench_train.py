@@ -24,7 +24,6 @@ float32 by default). Reported per preset, kind and precision:
 Results: benchmarks/results/train.{json,md}.
 """
 
-import dataclasses
 import json
 import resource
 import subprocess
@@ -48,6 +47,9 @@ flags.DEFINE_integer("rounds", 2, "Timed rounds; the fastest counts.")
 flags.DEFINE_string("dataset_dir", "runs/demo/dataset",
                     "A built dataset for the input pipeline's rate (skipped if absent).")
 flags.DEFINE_list("precisions", ["float32"], "FVAEConfig.precision values to measure.")
+flags.register_validator(
+    "precisions", lambda values: set(values) <= set(config_lib.PRECISIONS),
+    f"--precisions takes FVAEConfig.precision values: {', '.join(config_lib.PRECISIONS)}")
 flags.DEFINE_string("child", None,
                     "Internal: measure this 'preset:xla|function:precision' and print JSON.")
 
@@ -81,8 +83,7 @@ def pipeline_pairs_per_s(batch_size: int, batches: int = 20) -> float | None:
 
 def measure(preset: str, kind: str, precision: str) -> dict:
     """One preset's step, as a `tf.function` ("function") or compiled ("xla"), in `precision`."""
-    config = dataclasses.replace(config_lib.get_config(preset), jit_compile=kind == "xla",
-                                 precision=precision)
+    config = config_lib.get_config(preset, jit_compile=kind == "xla", precision=precision)
     model = checkpoints.build_model("fvae", config)
     optimizer = step.make_optimizer(config, model.trainable_variables)
     train_step = step.make_train_step(tf.distribute.get_strategy(), model, optimizer)
