@@ -239,15 +239,16 @@ class BuildConfig:
     num_workers: int = 2  # processes for face detection
 
 
-def _check_output_dir(output_dir: pathlib.Path, overwrite: bool) -> None:
+def check_output_dir(output_dir: pathlib.Path, overwrite: bool) -> None:
+    """Refuses a dataset's output folder that is a file, or not empty without `overwrite`."""
     if output_dir.exists() and not output_dir.is_dir():
         raise records.RecordsError(output_dir, "exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise records.RecordsError(output_dir, "is not empty; choose an empty folder or set "
-                           "overwrite to replace the dataset in it")
+                                   "{overwrite} to replace the dataset in it", ("overwrite",))
 
 
-def _clear_dataset(output_dir: pathlib.Path) -> None:
+def clear_dataset(output_dir: pathlib.Path) -> None:
     """Removes a previous dataset: the manifest first, so no reader trusts what follows."""
     (output_dir / records.MANIFEST_NAME).unlink(missing_ok=True)
     for pattern in ("*.tfrecord", "*.tfrecord.tmp", f".{records.MANIFEST_NAME}.*.tmp"):
@@ -317,7 +318,7 @@ def build_dataset(
         the input holds no pair at all (then nothing is left in the folder).
     """
     output_dir = pathlib.Path(config.output_dir)
-    _check_output_dir(output_dir, config.overwrite)
+    check_output_dir(output_dir, config.overwrite)
     with_ground_truth = readers.Source(config.source) is readers.Source.SYNTHETIC
     root = pathlib.Path(config.manifest_csv).parent if config.manifest_csv else config.input_dir
     images = readers.read_dataset(config.source, config.input_dir,
@@ -331,7 +332,7 @@ def build_dataset(
 
     created = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
-    _clear_dataset(output_dir)
+    clear_dataset(output_dir)
     stream = iter_aligned(
         [image for split in records.SPLITS for image in split_images[split]], root,
         size=config.size, hr_size=config.hr_size, aligned_dir=config.aligned_dir,
@@ -350,7 +351,7 @@ def build_dataset(
         expressions[face.image.identity].add(face.image.expression)
     without_pairs = [i for i in identities if len(expressions[i]) < 2]
     if len(without_pairs) == len(identities):
-        _clear_dataset(output_dir)
+        clear_dataset(output_dir)
         if created:
             output_dir.rmdir()
         raise records.RecordsError(config.input_dir, "no identity has two aligned images with "

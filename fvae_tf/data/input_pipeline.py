@@ -25,7 +25,9 @@ sampler's convention, so mirroring the image maps x to -x exactly):
     (`face_template.MIRROR_PERMUTATION`);
   * gt_coords (target to source): the field is mirrored and its x negated,
     because mirrored target pixel p reads the mirror of where p read;
-  * gt_visibility: mirrored.
+  * gt_visibility: mirrored;
+  * teacher_coords and teacher_visibility (a teacher flow's labels, when the
+    dataset has them) as gt_coords and gt_visibility.
 """
 
 import pathlib
@@ -48,8 +50,8 @@ def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 
     Args:
       example: unbatched; images [H, W, 3], frames [H, W, 1], landmarks
-        [68, 2], gt_coords [H, W, 2], gt_visibility [H, W, 1]; any of them
-        may be absent, other keys pass through.
+        [68, 2], gt_ and teacher_coords [H, W, 2], gt_ and teacher_visibility
+        [H, W, 1]; any of them may be absent, other keys pass through.
 
     Returns:
       The same keys, mirrored.
@@ -61,9 +63,10 @@ def flip_pair(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     for key in jitter_lib.LANDMARK_KEYS:
         if key in out:
             out[key] = tf.gather(out[key] * [-1.0, 1.0], MIRROR_PERMUTATION)
-    if "gt_coords" in out:
-        out["gt_coords"] = tf.reverse(out["gt_coords"], axis=[1]) * [-1.0, 1.0]
-        out["gt_visibility"] = tf.reverse(out["gt_visibility"], axis=[1])
+    for prefix in records.FLOW_LABELS:
+        if f"{prefix}_coords" in out:
+            out[f"{prefix}_coords"] = tf.reverse(out[f"{prefix}_coords"], axis=[1]) * [-1.0, 1.0]
+            out[f"{prefix}_visibility"] = tf.reverse(out[f"{prefix}_visibility"], axis=[1])
     return out
 
 
@@ -153,10 +156,11 @@ def _decoder(manifest: records.Manifest, table: ImageTable, with_hr: bool, with_
         if with_ids:
             out["source_id"] = tf.gather(table.image_id, s)
             out["target_id"] = tf.gather(table.image_id, t)
-        if manifest.has_ground_truth:
-            out["gt_coords"] = tf.reshape(raw["gt_coords"], [size, size, 2])
-            visibility = tf.io.decode_raw(raw["gt_visibility"], tf.uint8)
-            out["gt_visibility"] = tf.reshape(tf.cast(visibility, tf.float32), [size, size, 1])
+        for prefix in records.flow_labels(manifest):
+            out[f"{prefix}_coords"] = tf.reshape(raw[f"{prefix}_coords"], [size, size, 2])
+            visibility = tf.io.decode_raw(raw[f"{prefix}_visibility"], tf.uint8)
+            out[f"{prefix}_visibility"] = tf.reshape(tf.cast(visibility, tf.float32),
+                                                     [size, size, 1])
         return out
 
     return decode
@@ -222,6 +226,8 @@ def make_dataset(
           normalized crop coords (x, y);
         "gt_coords": float32 [B, size, size, 2] and "gt_visibility": float32
           [B, size, size, 1], when the dataset has ground truth (synthetic);
+        "teacher_coords", "teacher_visibility": the same, when the dataset
+          has a teacher flow (`records.Manifest.teacher_flow`);
         "source_frame", "target_frame": float32 [B, size, size, 1] in [0, 1],
           how much of each pixel lies inside its photo, when the dataset's
           manifest `has_frame`;

@@ -19,7 +19,9 @@ travels with a pair follows it:
     old A^-1(q), which read the old source at c(A^-1(q)), i.e. the new
     source at A(c(A^-1(q))): gt' = A(gt sampled at A^-1(grid));
   * gt_visibility: sampled at A^-1(grid), visible where the sample is above
-    0.5 and A^-1(q) lies inside the crop.
+    0.5 and A^-1(q) lies inside the crop;
+  * teacher_coords and teacher_visibility (a teacher flow's labels) as
+    gt_coords and gt_visibility.
 
 `amount` j draws shift t ~ U(-j, j)^2 (normalized units: j = 0.05 is 1.6 px
 of a 64 px crop), log-scale ~ U(-j, j) and theta ~ U(-j, j) radians.
@@ -27,6 +29,7 @@ of a 64 px crop), log-scale ~ U(-j, j) and theta ~ U(-j, j) radians.
 
 import tensorflow as tf
 
+from fvae_tf.data import records
 from fvae_tf.warp import sampler
 
 # What travels with a pair and moves with it (also `input_pipeline.flip_pair`'s keys).
@@ -76,8 +79,8 @@ def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
 
     Args:
       example: images [H, W, 3] (float or uint8), frames [H, W, 1], landmarks
-        [68, 2], gt_coords [H, W, 2], gt_visibility [H, W, 1]; any may be
-        absent, other keys pass through.
+        [68, 2], gt_ and teacher_coords [H, W, 2], gt_ and teacher_visibility
+        [H, W, 1]; any may be absent, other keys pass through.
       amount: jitter size j (module docstring); 0 returns the pair unchanged.
       seed: int [2], stateless seed of this pair's similarity.
 
@@ -95,14 +98,15 @@ def jitter_pair(example: dict[str, tf.Tensor], amount: float, seed: tf.Tensor
     for key in LANDMARK_KEYS:
         if key in out:
             out[key] = _apply(matrix, out[key])
-    masked = [key for key in (*FRAME_KEYS, "gt_visibility") if key in out]
-    if masked:  # one crop size: frames and visibility share the same inside mask
+    labels = [prefix for prefix in records.FLOW_LABELS if f"{prefix}_coords" in out]
+    masked = [key for key in FRAME_KEYS if key in out] + [f"{p}_visibility" for p in labels]
+    if masked:  # one crop size: frames and visibilities share the same inside mask
         inside = _inside(inverse, out[masked[0]].shape[0])
     for key in FRAME_KEYS:
         if key in out:
             out[key] = _resample(out[key], inverse) * inside
-    if "gt_coords" in out:
-        out["gt_coords"] = _apply(matrix, _resample(out["gt_coords"], inverse))
-        visible = _resample(out["gt_visibility"], inverse) > 0.5
-        out["gt_visibility"] = tf.cast(visible, tf.float32) * inside
+    for prefix in labels:
+        coords, visibility = f"{prefix}_coords", f"{prefix}_visibility"
+        out[coords] = _apply(matrix, _resample(out[coords], inverse))
+        out[visibility] = tf.cast(_resample(out[visibility], inverse) > 0.5, tf.float32) * inside
     return out

@@ -32,6 +32,11 @@ to the pair itself is stored with it:
     gt_visibility             synthetic only: bytes, uint8 [size * size] in
                                 {0, 1}, 1 where the target pixel is visible in
                                 the source
+    teacher_coords,           when the manifest names a `teacher_flow`
+    teacher_visibility          (`fvae_tf.eval.teacher_flow`): the same two
+                                fields from an optical flow of the pair's
+                                high-resolution crops, a label for the opt-in
+                                supervision term, never a ground truth
 
 Pixels are stored as aligned, without colour transfer: the input pipeline
 recolours each source to its target when it reads a pair. The ground truth
@@ -62,6 +67,9 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")  # by identity; val: early stopping, test: reported numbers
 NUM_LANDMARKS = 68
+# A pair's optional flow labels, each `{prefix}_coords` and `{prefix}_visibility`: the
+# synthetic render's ground truth, and an optical-flow teacher's (module docstring).
+FLOW_LABELS = ("gt", "teacher")
 
 
 class RecordsError(errors.ActionableError):
@@ -97,6 +105,8 @@ class PairRecord:
     target: int  # index of the target image
     gt_coords: np.ndarray | None = None  # [size, size, 2] normalized (x, y), target to source
     gt_visibility: np.ndarray | None = None  # [size, size] in {0, 1}
+    teacher_coords: np.ndarray | None = None  # like gt_coords, from an optical-flow teacher
+    teacher_visibility: np.ndarray | None = None  # like gt_visibility: where it is trusted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +145,7 @@ class Manifest:
     failures: list[dict]  # {"path", "reason"} of images left out
     identities_without_pairs: list[str]  # fewer than two expressions aligned
     has_frame: bool = False  # image records carry `frame` (datasets built before it: no)
+    teacher_flow: str = ""  # pairs carry teacher_coords / teacher_visibility of this flow
     format_version: int = FORMAT_VERSION
 
 
@@ -178,12 +189,14 @@ def serialize_pair(pair: PairRecord) -> bytes:
       ValueError: gt_visibility holds values other than 0 and 1 (it is stored as bytes).
     """
     feature = {"source": _int64(pair.source), "target": _int64(pair.target)}
-    if pair.gt_coords is not None:
-        visibility = np.asarray(pair.gt_visibility)
-        if not np.isin(visibility, (0, 1)).all():
-            raise ValueError("gt_visibility must hold only 0 and 1")
-        feature["gt_coords"] = _floats(pair.gt_coords)
-        feature["gt_visibility"] = _bytes(visibility.astype(np.uint8).tobytes())
+    for prefix in FLOW_LABELS:
+        coords = getattr(pair, f"{prefix}_coords")
+        if coords is not None:
+            visibility = np.asarray(getattr(pair, f"{prefix}_visibility"))
+            if not np.isin(visibility, (0, 1)).all():
+                raise ValueError(f"{prefix}_visibility must hold only 0 and 1")
+            feature[f"{prefix}_coords"] = _floats(coords)
+            feature[f"{prefix}_visibility"] = _bytes(visibility.astype(np.uint8).tobytes())
     return _example(feature)
 
 
@@ -208,10 +221,17 @@ def pair_feature_spec(manifest: Manifest) -> dict[str, tf.io.FixedLenFeature]:
     """The `tf.io.parse_example` spec of a dataset's pair table."""
     spec = {"source": tf.io.FixedLenFeature([], tf.int64),
             "target": tf.io.FixedLenFeature([], tf.int64)}
-    if manifest.has_ground_truth:
-        spec["gt_coords"] = tf.io.FixedLenFeature([manifest.size * manifest.size * 2], tf.float32)
-        spec["gt_visibility"] = tf.io.FixedLenFeature([], tf.string)
+    for prefix in flow_labels(manifest):
+        spec[f"{prefix}_coords"] = tf.io.FixedLenFeature([manifest.size * manifest.size * 2],
+                                                         tf.float32)
+        spec[f"{prefix}_visibility"] = tf.io.FixedLenFeature([], tf.string)
     return spec
+
+
+def flow_labels(manifest: Manifest) -> tuple[str, ...]:
+    """The flow labels a dataset's pairs carry, of `FLOW_LABELS`."""
+    return tuple(prefix for prefix, present in zip(
+        FLOW_LABELS, (manifest.has_ground_truth, bool(manifest.teacher_flow))) if present)
 
 
 def shard_name(table: str, index: int) -> str:

@@ -41,7 +41,7 @@ class FVAEConfig:
     photometric_trim: float = 0.0  # L_rec: no gradient above this per-image quantile; 0: all
     flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
     flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
-    flow_supervision: float = 0.0  # weight of EPE on ground-truth flow (synthetic only); 0: off
+    flow_supervision: float = 0.0  # weight of EPE on the flow labels (truth or teacher); 0: off
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
     mask_label_distance: str = "l1"  # eq. 7's distance: "l1" (paper), "census", "l1*census"...
     mask_frame: bool = False  # M (and eq. 7's label) x the share of the warp inside both photos

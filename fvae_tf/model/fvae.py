@@ -103,15 +103,17 @@ class FVAE(_PairAutoencoder):
                                           self.config.ssim_alpha, self.config.photometric_trim)
 
     def extra_losses(self, batch, out: FlowOutput) -> dict:
-        """L_flow (eq. 6) and, opted in with `config.flow_supervision` on batches with
-        "gt_coords" and "gt_visibility" (synthetic data), the non-paper term
-        "supervision" (`losses.flow_supervision`)."""
+        """L_flow (eq. 6) and, opted in with `config.flow_supervision`, the non-paper
+        term "supervision" (`losses.flow_supervision`) against the batch's flow
+        labels: "gt_coords" and "gt_visibility" (synthetic data), else
+        "teacher_coords" and "teacher_visibility" (a dataset with a teacher flow)."""
         terms = {"flow": losses.flow_coherence(out.coords, batch["target"],
                                                self.config.coherence_sigma,
                                                self.config.coherence_window)}
-        if self.config.flow_supervision > 0 and "gt_coords" in batch:
-            terms["supervision"] = losses.flow_supervision(out.coords, batch["gt_coords"],
-                                                           batch["gt_visibility"])
+        labels = [prefix for prefix in ("gt", "teacher") if f"{prefix}_coords" in batch]
+        if self.config.flow_supervision > 0 and labels:
+            terms["supervision"] = losses.flow_supervision(
+                out.coords, batch[f"{labels[0]}_coords"], batch[f"{labels[0]}_visibility"])
         return terms
 
     def decode_flow(self, z: tf.Tensor, source: tf.Tensor) -> tf.Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from fvae_tf import metrics
-from fvae_tf.data import input_pipeline
+from fvae_tf.data import input_pipeline, records
 from fvae_tf.train import summaries
 from fvae_tf.train.step import forward
 from fvae_tf.warp import sampler
@@ -41,10 +41,11 @@ def val_batches(dataset_dir: str | os.PathLike, batch_size: int) -> tf.data.Data
 
 def model_inputs(batch: dict) -> dict:
     """The features a model reads from a pipeline batch: the pair and, where the
-    dataset has it (synthetic), the ground-truth flow for the opt-in
-    `FVAEConfig.flow_supervision` term."""
-    return {key: batch[key] for key in ("source", "target", "gt_coords", "gt_visibility")
-            if key in batch}
+    dataset has them, its flow labels (the synthetic ground truth, a teacher
+    flow) for the opt-in `FVAEConfig.flow_supervision` term."""
+    keys = ("source", "target") + tuple(f"{prefix}_{field}" for prefix in records.FLOW_LABELS
+                                        for field in ("coords", "visibility"))
+    return {key: batch[key] for key in keys if key in batch}
 
 
 def batch_metrics(batch: dict, views: dict) -> dict[str, float]:
