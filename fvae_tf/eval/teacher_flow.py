@@ -10,8 +10,7 @@ copies a dataset and gives every pair `teacher_coords` / `teacher_visibility`
 (`fvae_tf.data.records`), which `FVAEConfig.flow_supervision` turns into an
 end-point-error term, exactly as it does the synthetic ground truth. Nothing
 reports a teacher as truth: the evaluation's end-point errors read only the
-synthetic `gt_coords`, and the evaluation reads the test people of the
-original dataset.
+synthetic `gt_coords`.
 
 `pair_labels` computes, for one pair,
   * the target-to-source flow F (`optical_flow.sampling_coords`, OpenCV in
