@@ -19,7 +19,7 @@ from absl import app, flags
 from fvae_tf import errors
 from fvae_tf.data import records
 from fvae_tf.eval import optical_flow, teacher_flow
-from fvae_tf.progress import Progress
+from fvae_tf.progress import StageProgress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset_dir", None, "A finished dataset (data_prep.build_dataset).")
@@ -33,25 +33,13 @@ flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1),
 flags.mark_flags_as_required(["dataset_dir", "output_dir"])
 
 
-class _SplitProgress:
-    """One progress line per split."""
-
-    def __init__(self):
-        self.split, self.line = None, None
-
-    def __call__(self, split: str, done: int, total: int) -> None:
-        if split != self.split:
-            self.split, self.line = split, Progress(f"labelling {split}", total, "pair")
-        self.line.update(done)
-
-
 def main(argv: list[str]) -> None:
     del argv
     start = time.monotonic()
     try:
         manifest = teacher_flow.add_teacher_flow(
             FLAGS.dataset_dir, FLAGS.output_dir, FLAGS.method, FLAGS.overwrite,
-            FLAGS.num_workers, _SplitProgress())
+            FLAGS.num_workers, StageProgress(lambda split: (f"labelling {split}", "pair")))
     except (records.RecordsError, optical_flow.OpticalFlowError) as e:
         sys.exit(f"error: {errors.message(e, '--{}')}")
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from absl import app, flags
 from fvae_tf import errors
 from fvae_tf.data import builder, readers, records
 from fvae_tf.expressions import MULTIPIE_DEFAULT_ILLUMINATION
-from fvae_tf.progress import Progress
+from fvae_tf.progress import StageProgress
 
 _LISTED_FAILURES = 20  # the printed summary lists this many; the manifest has all
 
@@ -55,17 +55,9 @@ flags.DEFINE_integer("num_workers", min(2, os.cpu_count() or 1),
 flags.mark_flags_as_required(["source", "output_dir"])
 
 
-class _StageProgress:
-    """One progress line per stage of the build: aligning, then each split's pairs."""
-
-    def __init__(self):
-        self.stage, self.line = None, None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
-            label, unit = ("aligning", "img") if stage == "align" else (f"writing {stage}", "pair")
-            self.stage, self.line = stage, Progress(label, total, unit)
-        self.line.update(done)
+def _describe_stage(stage: str) -> tuple[str, str]:
+    """The progress line of a build stage: aligning, then each split's pairs."""
+    return ("aligning", "img") if stage == "align" else (f"writing {stage}", "pair")
 
 
 def main(argv: list[str]) -> None:
@@ -85,7 +77,7 @@ def main(argv: list[str]) -> None:
         overwrite=FLAGS.overwrite, num_workers=FLAGS.num_workers)
     start = time.monotonic()
     try:
-        manifest = builder.build_dataset(config, _StageProgress())
+        manifest = builder.build_dataset(config, StageProgress(_describe_stage))
     except (readers.DatasetError, records.RecordsError) as e:
         sys.exit(f"error: {errors.message(e, '--{}')}")
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ is printed every few seconds, so logs stay short.
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -39,3 +40,22 @@ class Progress:
                 f"ETA {eta:.0f} s")
         end = "\n" if done == self.total or not self.tty else ""
         print(f"\r{line}" if self.tty else line, end=end, file=self.stream, flush=True)
+
+
+class StageProgress:
+    """A `(stage, done, total)` callback that starts a new `Progress` line per stage.
+
+    Args:
+      describe: stage -> (label, unit) of its line, e.g. "train" -> ("writing train", "pair").
+    """
+
+    def __init__(self, describe: Callable[[str], tuple[str, str]],
+                 stream: TextIO | None = None):
+        self.describe, self.stream = describe, stream
+        self.stage, self.line = None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            label, unit = self.describe(stage)
+            self.stage, self.line = stage, Progress(label, total, unit, self.stream)
+        self.line.update(done)

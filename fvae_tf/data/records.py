@@ -230,8 +230,8 @@ def pair_feature_spec(manifest: Manifest) -> dict[str, tf.io.FixedLenFeature]:
 
 def flow_labels(manifest: Manifest) -> tuple[str, ...]:
     """The flow labels a dataset's pairs carry, of `FLOW_LABELS`."""
-    return tuple(prefix for prefix, present in zip(
-        FLOW_LABELS, (manifest.has_ground_truth, bool(manifest.teacher_flow))) if present)
+    present = {"gt": manifest.has_ground_truth, "teacher": bool(manifest.teacher_flow)}
+    return tuple(prefix for prefix in FLOW_LABELS if present[prefix])
 
 
 def shard_name(table: str, index: int) -> str:

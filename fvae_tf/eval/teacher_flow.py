@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf.data import builder, records
+from fvae_tf.data import builder, input_pipeline, records
 from fvae_tf.eval import optical_flow
 from fvae_tf.warp import sampler
 
@@ -102,10 +102,9 @@ def pair_labels(targets_hr: list[np.ndarray], sources_hr: list[np.ndarray], size
 
 def _hr_crops(dataset_dir: pathlib.Path, split: str, manifest: records.Manifest
               ) -> list[np.ndarray]:
-    spec = records.image_feature_spec(with_hr=True, with_frame=manifest.has_frame)
-    return [tf.io.decode_png(tf.io.parse_single_example(raw, spec)["crop_hr"]).numpy()
-            for raw in tf.data.TFRecordDataset(
-                records.image_shard_paths(dataset_dir, split, manifest))]
+    """The split's high-resolution crops, uint8 RGB, in image-table order."""
+    table = input_pipeline.load_images(dataset_dir, split, manifest, with_hr=True)
+    return [input_pipeline.decode_image(png, manifest.hr_size).numpy() for png in table.crops_hr]
 
 
 def _pairs(dataset_dir: pathlib.Path, split: str, manifest: records.Manifest) -> list[dict]:
@@ -193,4 +192,3 @@ def add_teacher_flow(dataset_dir: str | pathlib.Path, output_dir: str | pathlib.
     new = dataclasses.replace(manifest, splits=splits, teacher_flow=method, flags=flags)
     records.write_manifest(output_dir, new)
     return new
-
