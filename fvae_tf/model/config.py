@@ -42,6 +42,7 @@ class FVAEConfig:
     flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
     flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
     flow_supervision: float = 0.0  # weight of EPE on the flow labels (truth or teacher); 0: off
+    analogy_share: float = 0.0  # share of each batch decoded from Algorithm 1's latent (analogy.py)
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
     mask_label_distance: str = "l1"  # eq. 7's distance: "l1" (paper), "census", "l1*census"...
     mask_frame: bool = False  # M (and eq. 7's label) x the share of the warp inside both photos
@@ -134,6 +135,8 @@ def get_config(name: str, **overrides) -> FVAEConfig:
     if not 0 <= config.photometric_trim < 1:
         raise ValueError(f"photometric_trim must be in [0, 1) (0: every pixel's gradient), "
                          f"got {config.photometric_trim}")
+    if not 0 <= config.analogy_share <= 1:
+        raise ValueError(f"analogy_share must be in [0, 1] (0: off), got {config.analogy_share}")
     if config.geometric_jitter < 0:
         raise ValueError(f"geometric_jitter must be at least 0 (0: none), "
                          f"got {config.geometric_jitter}")

@@ -1,7 +1,8 @@
 """The FVAE (paper section 3), its confidence-mask stage, and the VAE baseline.
 
 Batches are dicts with "source" and "target", float32 [B, H, W, 3] in [-1, 1]
-(the input pipeline's layout); other keys are ignored here.
+(the input pipeline's layout), and optionally "source_expression" and
+"target_expression", int32 [B] expression ids (read with `analogy_share`).
 """
 
 from typing import NamedTuple
@@ -9,7 +10,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from fvae_tf.model import losses
+from fvae_tf.expressions import EXPRESSIONS
+from fvae_tf.model import analogy, losses
 from fvae_tf.warp import sampler
 from fvae_tf.model.config import FVAEConfig
 from fvae_tf.model.networks import Encoder, FlowDecoder, MaskNet, PixelDecoder
@@ -54,9 +56,19 @@ class _PairAutoencoder(keras.Model):
         eps = keras.random.normal(keras.ops.shape(mu), seed=self.noise_seed)
         return mu + keras.ops.exp(0.5 * log_var) * eps
 
-    def forward(self, source, target, training: bool) -> FlowOutput:
+    def forward(self, source, target, training: bool, expressions=None) -> FlowOutput:
+        """Encodes the target and decodes with the source.
+
+        In training with `config.analogy_share` and `expressions` (source and
+        target expression ids, int32 [B] each), that share of the pairs decodes
+        Algorithm 1's latent of the source instead (`analogy.substitute`).
+        """
         mu, log_var = self.encoder(target, training=training)
         z = self.sample_latent(mu, log_var, training)
+        if training and self.config.analogy_share > 0 and expressions is not None:
+            mu_source = self.encoder(source, training=training)[0]
+            z = analogy.substitute(z, mu_source, mu, *expressions, len(EXPRESSIONS),
+                                   self.config.analogy_share)
         output, coords = self.decode(z, source, training=training)
         return FlowOutput(coords, output, mu, log_var)
 
@@ -65,7 +77,9 @@ class _PairAutoencoder(keras.Model):
         return self.forward(source, target, training)
 
     def compute_losses(self, batch, training: bool) -> tuple[dict, FlowOutput]:
-        out = self.forward(batch["source"], batch["target"], training)
+        expressions = ((batch["source_expression"], batch["target_expression"])
+                       if "source_expression" in batch else None)
+        out = self.forward(batch["source"], batch["target"], training, expressions)
         terms = {"rec": self.reconstruction_loss(batch, out),
                  "kl": losses.kl_divergence(out.mu, out.log_var)}
         terms.update(self.extra_losses(batch, out))

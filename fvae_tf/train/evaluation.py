@@ -40,10 +40,11 @@ def val_batches(dataset_dir: str | os.PathLike, batch_size: int) -> tf.data.Data
 
 
 def model_inputs(batch: dict) -> dict:
-    """The features a model reads from a pipeline batch: the pair and, where the
-    dataset has them, its flow labels (the synthetic ground truth, a teacher
-    flow) for the opt-in `FVAEConfig.flow_supervision` term."""
-    keys = ("source", "target") + tuple(f"{prefix}_{field}" for prefix in records.FLOW_LABELS
+    """The features a model reads from a pipeline batch: the pair, its expression
+    ids (for the opt-in `FVAEConfig.analogy_share`) and, where the dataset has
+    them, its flow labels (the synthetic ground truth, a teacher flow) for the
+    opt-in `FVAEConfig.flow_supervision` term."""
+    keys = ("source", "target", "source_expression", "target_expression") + tuple(f"{prefix}_{field}" for prefix in records.FLOW_LABELS
                                         for field in ("coords", "visibility"))
     return {key: batch[key] for key in keys if key in batch}
 
