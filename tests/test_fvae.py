@@ -193,3 +193,17 @@ def test_flow_supervision_is_opt_in():
     terms = on.compute_losses(batch, training=False)[0]
     want = terms["rec"] + on.config.beta * terms["kl"] + on.config.flow_weight * terms["flow"]
     assert float(terms["loss"]) == pytest.approx(float(want + 2.0 * terms["supervision"]), rel=1e-5)
+
+
+def test_census_softness_reaches_l_rec():
+    batch = shift_batch(2)
+    rec = []
+    for softness in (0.9, losses.UNFLOW_CENSUS_SOFTNESS):
+        model = fvae.FVAE(config_lib.get_config("tiny", photometric="census",
+                                                census_softness=softness))
+        terms, out = model.compute_losses(batch, training=False)
+        want = losses.warp_reconstruction(batch["target"], batch["source"], out.coords,
+                                          "census", census_softness=softness)
+        assert float(terms["rec"]) == pytest.approx(float(want), rel=1e-5)
+        rec.append(float(terms["rec"]))
+    assert rec[1] > 2 * rec[0]  # nearer a sign, each differing contrast costs more

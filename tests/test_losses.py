@@ -126,18 +126,25 @@ def test_ssim_map_matches_skimage():
         np.testing.assert_allclose(got[..., c], want, atol=1e-6)
 
 
-def test_census_hand_computed_raised_centre():
-    # b's centre is 0.9 above a flat grey: at the centre every one of the 8
-    # neighbours has d = -0.9, t = -0.9 / sqrt(0.81 + 0.81) = -1/sqrt(2), while a's
+@pytest.mark.parametrize("softness", [0.9, losses.UNFLOW_CENSUS_SOFTNESS])
+def test_census_hand_computed_raised_centre(softness):
+    # b's centre is `softness` above a flat grey: at the centre every one of the 8
+    # neighbours has d = -s, t = -s / sqrt(s^2 + s^2) = -1/sqrt(2), while a's
     # t is 0: 8 * 0.5 / (0.1 + 0.5). Every other pixel sees the centre once
     # (mirrored borders repeat the edge, never the centre): 0.5 / 0.6.
     a = np.zeros((1, 3, 3, 3), np.float32)
     b = a.copy()
-    b[0, 1, 1] = 0.9
-    got = losses.census_distance(a, b, window=3).numpy()[0, ..., 0]
+    b[0, 1, 1] = softness
+    got = losses.census_distance(a, b, window=3, softness=softness).numpy()[0, ..., 0]
     want = np.full((3, 3), 0.5 / 0.6)
     want[1, 1] = 8 * 0.5 / 0.6
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    # UnFlow's softness is 0.9 grey levels of 255: a raise of 10 grey levels is
+    # nearly a full sign step there (t = -0.996), a tenth of one at the presets' 0.9.
+    b[0, 1, 1] = 10 * 2 / 255
+    sign = losses.census_distance(a, b, 3, losses.UNFLOW_CENSUS_SOFTNESS).numpy()[0, 1, 1, 0]
+    t = (10 / 0.9) / np.sqrt(1 + (10 / 0.9) ** 2)
+    assert sign == pytest.approx(8 * t**2 / (0.1 + t**2), rel=1e-4)
     # A change of gain and offset keeps the sign pattern; census stays far below L1's change.
     rng = np.random.default_rng(0)
     img = rng.uniform(-0.5, 0.5, (1, 8, 8, 3)).astype(np.float32)

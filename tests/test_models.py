@@ -34,6 +34,8 @@ def test_every_preset_is_valid_and_documented():
         config_lib.get_config("tiny", image_size=48)
     with pytest.raises(ValueError, match="geometric_jitter must be at least 0"):
         config_lib.get_config("tiny", geometric_jitter=-0.1)
+    with pytest.raises(ValueError, match="census_softness must be above 0"):
+        config_lib.get_config("tiny", census_softness=0.0)
     assert config_lib.get_config("tiny", mask_label_distance="l1*census")
     with pytest.raises(ValueError, match="photometric_trim must be in"):
         config_lib.get_config("tiny", photometric_trim=1.0)

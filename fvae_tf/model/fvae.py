@@ -114,7 +114,8 @@ class FVAE(_PairAutoencoder):
         """L_rec of the warp, on `config.multiscale_levels` pyramid levels."""
         return losses.warp_reconstruction(batch["target"], batch["source"], out.coords,
                                           self.config.photometric, self.config.multiscale_levels,
-                                          self.config.ssim_alpha, self.config.photometric_trim)
+                                          self.config.ssim_alpha, self.config.photometric_trim,
+                                          self.config.census_softness)
 
     def extra_losses(self, batch, out: FlowOutput) -> dict:
         """L_flow (eq. 6) and, opted in with `config.flow_supervision`, the non-paper

@@ -30,9 +30,14 @@ def reconstruction_l1(target: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
 # SSIM constants (Wang et al. 2004) for images in [-1, 1] (data range 2).
 _SSIM_C1 = (0.01 * 2.0) ** 2
 _SSIM_C2 = (0.03 * 2.0) ** 2
-# Ternary census (Meister et al. 2018, UnFlow): soft sign scale and distance scale.
-_CENSUS_SOFT = 0.81
+# Ternary census (Meister et al. 2018, UnFlow): the distance scale, and the contrast at
+# which the soft sign reaches 1/sqrt(2), for images in [-1, 1]. UnFlow's images are grey
+# levels 0-255 with a soft-sign constant 0.81, so its contrast is 0.9 grey levels:
+# UNFLOW_CENSUS_SOFTNESS here. CENSUS_SOFTNESS, the presets', is UnFlow's constant without
+# that rescaling: nearly linear over a face's local contrasts (README: values the paper lost).
 _CENSUS_DIST = 0.1
+CENSUS_SOFTNESS = 0.9
+UNFLOW_CENSUS_SOFTNESS = 0.9 * 2.0 / 255.0
 
 
 def _box_mean(images: tf.Tensor, window: int) -> tf.Tensor:
@@ -67,15 +72,17 @@ def ssim_map(a: tf.Tensor, b: tf.Tensor, window: int = 3) -> tf.Tensor:
         (mu_a**2 + mu_b**2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2))
 
 
-def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = 7) -> tf.Tensor:
+def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = 7,
+                    softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
     """Soft ternary census distance per pixel (UnFlow), [B, H, W, 3] -> [B, H, W, 1].
 
     Each image becomes grey g = mean of RGB; each neighbour q of p in the
-    `window` x `window` patch gives t(q) = d / sqrt(0.81 + d^2) with
+    `window` x `window` patch gives t(q) = d / sqrt(softness^2 + d^2) with
     d = g(q) - g(p) (a soft sign of the local contrast, blind to a gain or an
-    offset of the lighting where the contrast is strong); the distance sums
-    (t_a - t_b)^2 / (0.1 + (t_a - t_b)^2) over the neighbours. Borders are
-    mirrored as in `_box_mean`.
+    offset of the lighting where |d| is well above `softness`); the distance
+    sums (t_a - t_b)^2 / (0.1 + (t_a - t_b)^2) over the neighbours. Borders
+    are mirrored as in `_box_mean`. `softness` is in the images' [-1, 1]
+    units: UnFlow's is `UNFLOW_CENSUS_SOFTNESS`.
     """
     r = window // 2
 
@@ -85,7 +92,7 @@ def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = 7) -> tf.Tensor:
         patches = tf.image.extract_patches(padded, [1, window, window, 1], [1, 1, 1, 1],
                                            [1, 1, 1, 1], "VALID")
         d = patches - grey
-        return d / tf.sqrt(_CENSUS_SOFT + tf.square(d))
+        return d / tf.sqrt(softness**2 + tf.square(d))
 
     diff = tf.square(transform(a) - transform(b))
     return tf.reduce_sum(diff / (_CENSUS_DIST + diff), axis=-1, keepdims=True)
@@ -100,16 +107,18 @@ class Photometric(str, enum.Enum):
 
 
 def photometric_map(target: tf.Tensor, output: tf.Tensor, kind: Photometric | str,
-                    ssim_alpha: float = 0.85) -> tf.Tensor:
+                    ssim_alpha: float = 0.85,
+                    census_softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
     """Per-pixel distance [B, H, W, 1] between `x_t` and `x_hat` ([B, H, W, 3] in [-1, 1]).
 
     Summed over channels, so L1's map is ||x_t(p) - x_hat(p)||_1 as in eq. 7.
     SSIM_L1 is the usual unsupervised-flow term (Godard et al. 2017) with 3 x 3
-    windows, each channel's (1 - SSIM) / 2 clipped to [0, 1].
+    windows, each channel's (1 - SSIM) / 2 clipped to [0, 1]. CENSUS is
+    `census_distance` with `census_softness`.
     """
     kind = Photometric(kind)
     if kind is Photometric.CENSUS:
-        return census_distance(target, output)
+        return census_distance(target, output, softness=census_softness)
     l1 = tf.abs(target - output)
     if kind is Photometric.SSIM_L1:
         dissimilarity = tf.clip_by_value((1.0 - ssim_map(target, output)) / 2.0, 0.0, 1.0)
@@ -148,19 +157,22 @@ def _pool(images: tf.Tensor, factor: int) -> tf.Tensor:
 
 def image_reconstruction(target: tf.Tensor, output: tf.Tensor,
                          kind: Photometric | str = Photometric.L1,
-                         ssim_alpha: float = 0.85, trim: float = 0.0) -> tf.Tensor:
+                         ssim_alpha: float = 0.85, trim: float = 0.0,
+                         census_softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
     """L_rec of an output image: `photometric_map` summed over pixels, batch mean.
 
     With `kind=L1` and no `trim` it is the paper's L_rec (`reconstruction_l1`);
     `trim` is `trim_gradient`'s quantile.
     """
-    distances = trim_gradient(photometric_map(target, output, kind, ssim_alpha), trim)
+    distances = trim_gradient(
+        photometric_map(target, output, kind, ssim_alpha, census_softness), trim)
     return tf.reduce_mean(tf.reduce_sum(distances, axis=[1, 2, 3]))
 
 
 def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
                         kind: Photometric | str = Photometric.L1, levels: int = 1,
-                        ssim_alpha: float = 0.85, trim: float = 0.0) -> tf.Tensor:
+                        ssim_alpha: float = 0.85, trim: float = 0.0,
+                        census_softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
     """L_rec of the warp S(x_s, coords) against x_t, optionally on an image pyramid.
 
     At level l (0 to `levels` - 1), x_s and x_t are 2^l x 2^l box-averaged,
@@ -182,7 +194,7 @@ def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
         factor = 2**level
         warped = sampler.bilinear_sample(_pool(source, factor), _pool(coords, factor))
         total += float(factor * factor) * image_reconstruction(
-            _pool(target, factor), warped, kind, ssim_alpha, trim)
+            _pool(target, factor), warped, kind, ssim_alpha, trim, census_softness)
     return total
 
 
