@@ -44,8 +44,9 @@ def model_inputs(batch: dict) -> dict:
     ids (for the opt-in `FVAEConfig.analogy_share`) and, where the dataset has
     them, its flow labels (the synthetic ground truth, a teacher flow) for the
     opt-in `FVAEConfig.flow_supervision` term."""
-    keys = ("source", "target", "source_expression", "target_expression") + tuple(f"{prefix}_{field}" for prefix in records.FLOW_LABELS
-                                        for field in ("coords", "visibility"))
+    flow_labels = tuple(f"{prefix}_{field}" for prefix in records.FLOW_LABELS
+                        for field in ("coords", "visibility"))
+    keys = ("source", "target", "source_expression", "target_expression") + flow_labels
     return {key: batch[key] for key in keys if key in batch}
 
 
