@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
+from fvae_tf.model import config as config_lib
 from fvae_tf.model import losses
 from fvae_tf.warp import sampler
 
@@ -140,7 +141,7 @@ def test_census_hand_computed_raised_centre(softness):
     want[1, 1] = 8 * 0.5 / 0.6
     np.testing.assert_allclose(got, want, rtol=1e-4)
     # UnFlow's softness is 0.9 grey levels of 255: a raise of 10 grey levels is
-    # nearly a full sign step there (t = -0.996), a tenth of one at the presets' 0.9.
+    # nearly a full sign step there (t = -0.996), a tenth of one at 0.9 (the London preset's).
     b[0, 1, 1] = 10 * 2 / 255
     sign = losses.census_distance(a, b, 3, losses.UNFLOW_CENSUS_SOFTNESS).numpy()[0, 1, 1, 0]
     t = (10 / 0.9) / np.sqrt(1 + (10 / 0.9) ** 2)
@@ -249,3 +250,11 @@ def test_trimmed_reconstruction_keeps_the_value_and_drops_the_worst_pixels_gradi
 def test_config_lists_every_photometric_distance():
     from fvae_tf.model import config
     assert set(config.PHOTOMETRIC) == {kind.value for kind in losses.Photometric}
+
+
+def test_presets_census_soft_signs():
+    # The demo preset spells UnFlow's 0.9 grey levels out in config.py (no TensorFlow
+    # import there); London keeps 0.9, which did better on the London measures (README).
+    assert config_lib.get_config("demo").census_softness == losses.UNFLOW_CENSUS_SOFTNESS
+    assert losses.UNFLOW_CENSUS_SOFTNESS == pytest.approx(0.9 / 127.5)
+    assert config_lib.get_config("london").census_softness == losses.CENSUS_SOFTNESS == 0.9
