@@ -248,8 +248,7 @@ def test_trimmed_reconstruction_keeps_the_value_and_drops_the_worst_pixels_gradi
 
 
 def test_config_lists_every_photometric_distance():
-    from fvae_tf.model import config
-    assert set(config.PHOTOMETRIC) == {kind.value for kind in losses.Photometric}
+    assert set(config_lib.PHOTOMETRIC) == {kind.value for kind in losses.Photometric}
 
 
 def test_presets_census_soft_signs():
