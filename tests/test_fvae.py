@@ -207,3 +207,16 @@ def test_census_softness_reaches_l_rec():
         assert float(terms["rec"]) == pytest.approx(float(want), rel=1e-5)
         rec.append(float(terms["rec"]))
     assert rec[1] > 2 * rec[0]  # nearer a sign, each differing contrast costs more
+
+
+def test_coherence_order_reaches_l_flow():
+    batch = shift_batch(2)
+    for order in (1, 2):
+        model = fvae.FVAE(config_lib.get_config("tiny", coherence_order=order))
+        terms, out = model.compute_losses(batch, training=False)
+        want = losses.flow_coherence(out.coords, batch["target"], model.config.coherence_sigma,
+                                     model.config.coherence_window, order=order)
+        other = losses.flow_coherence(out.coords, batch["target"], model.config.coherence_sigma,
+                                      model.config.coherence_window, order=3 - order)
+        assert float(terms["flow"]) == pytest.approx(float(want), rel=1e-5)
+        assert float(terms["flow"]) != pytest.approx(float(other), rel=1e-3)

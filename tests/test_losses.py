@@ -84,12 +84,46 @@ def test_discontinuity_on_colour_edge_costs_far_less_than_in_flat_region():
     assert cost_edge < 0.01 * cost_flat
 
 
-def test_coherence_gradient_matches_numerical():
+def test_second_order_coherence_hand_computed_3x3():
+    # Only the centre moves, by (0.3, 0.4). In a 3x3 image only the centre has
+    # both p + d and p - d inside, for d = (0, 1), (1, -1), (1, 0), (1, 1) (each
+    # direction once): ||0 + 0 - 2 (0.3, 0.4)|| = 1 each, 4 in all, for a 3x3 and a
+    # 5x5 window alike (offsets of 2 leave the image). A centre of another colour
+    # (squared distance 0.25, sigma 0.25) weighs each term exp(-2) from each side.
+    displacement = np.zeros((3, 3, 2))
+    displacement[1, 1] = [0.3, 0.4]
+    coords = _coords_with_displacement(displacement)
+    target = np.zeros((1, 3, 3, 3), np.float32)
+    for window in (3, 5):
+        got = losses.flow_coherence(coords, target, sigma=0.1, window=window, order=2)
+        assert got.numpy() == pytest.approx(4.0, rel=1e-5)
+    target[0, 1, 1, 0] = 0.5
+    got = losses.flow_coherence(coords, target, sigma=0.25, window=5, order=2)
+    assert got.numpy() == pytest.approx(4 * np.exp(-4.0), rel=1e-5)
+
+
+def test_second_order_coherence_costs_nothing_for_affine_flow():
+    # A small rotation and scaling between two crops: first differences pay for
+    # it everywhere, second differences nowhere.
+    size = 16
+    target = np.random.default_rng(4).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    y, x = np.mgrid[0:size, 0:size] / size
+    affine = np.stack([0.02 * x - 0.03 * y + 0.1, 0.03 * x + 0.02 * y], axis=-1)
+    coords = _coords_with_displacement(affine)
+    second = losses.flow_coherence(coords, target, sigma=1.0, order=2).numpy()
+    first = losses.flow_coherence(coords, target, sigma=1.0, order=1).numpy()
+    assert second == pytest.approx(0.0, abs=1e-4) and first > 1.0
+    with pytest.raises(ValueError, match="order"):
+        losses.flow_coherence(coords, target, sigma=1.0, order=3)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_coherence_gradient_matches_numerical(order):
     rng = np.random.default_rng(3)
     coords = tf.constant(_coords_with_displacement(rng.normal(0, 0.1, (4, 5, 2))), tf.float64)
     target = tf.constant(rng.uniform(-1, 1, (1, 4, 5, 3)), tf.float64)
     theoretical, numerical = tf.test.compute_gradient(
-        lambda c: losses.flow_coherence(c, target, sigma=0.5), [coords], delta=1e-6)
+        lambda c: losses.flow_coherence(c, target, sigma=0.5, order=order), [coords], delta=1e-6)
     np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-5)
 
 

@@ -92,6 +92,8 @@ def test_unknown_modes_are_refused():
         config_lib.get_config("tiny", flow_head="linear")
     with pytest.raises(ValueError, match="multiscale_levels"):
         config_lib.get_config("tiny", multiscale_levels=0)
+    with pytest.raises(ValueError, match="coherence_order must be 1"):
+        config_lib.get_config("tiny", coherence_order=3)
 
 
 def test_batch_norm_everywhere_but_the_last_two_layers():

@@ -38,6 +38,7 @@ class FVAEConfig:
     photometric: str = "l1"  # L_rec's per-pixel distance: "l1" | "ssim_l1" | "census"
     ssim_alpha: float = 0.85  # "ssim_l1": weight of (1 - SSIM) / 2 against L1
     census_softness: float = 0.9  # "census" L_rec's soft-sign contrast (losses.CENSUS_SOFTNESS)
+    coherence_order: int = 1  # L_flow on first (eq. 6) or second differences (losses.py)
     multiscale_levels: int = 1  # L_rec also on the warp at 1/2, 1/4, ... (1: full size only)
     photometric_trim: float = 0.0  # L_rec: no gradient above this per-image quantile; 0: all
     flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
@@ -133,6 +134,9 @@ def get_config(name: str, **overrides) -> FVAEConfig:
         raise ValueError(f"mask_label_distance must be one of {', '.join(PHOTOMETRIC)} or "
                          f"several joined by '*' (their labels' product), "
                          f"got {config.mask_label_distance!r}")
+    if config.coherence_order not in (1, 2):
+        raise ValueError(f"coherence_order must be 1 (eq. 6) or 2 (second differences), "
+                         f"got {config.coherence_order}")
     if config.image_size % 2 ** (config.multiscale_levels - 1) or config.multiscale_levels < 1:
         raise ValueError(f"multiscale_levels {config.multiscale_levels} must be at least 1 and "
                          f"2^(levels-1) must divide image_size {config.image_size}")

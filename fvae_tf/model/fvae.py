@@ -124,7 +124,8 @@ class FVAE(_PairAutoencoder):
         "teacher_coords" and "teacher_visibility" (a dataset with a teacher flow)."""
         terms = {"flow": losses.flow_coherence(out.coords, batch["target"],
                                                self.config.coherence_sigma,
-                                               self.config.coherence_window)}
+                                               self.config.coherence_window,
+                                               order=self.config.coherence_order)}
         labels = [prefix for prefix in ("gt", "teacher") if f"{prefix}_coords" in batch]
         if self.config.flow_supervision > 0 and labels:
             terms["supervision"] = losses.flow_supervision(

@@ -227,44 +227,73 @@ def flow_coherence(
     sigma: float,
     window: int = 5,
     align_corners: bool = False,
+    order: int = 1,
 ) -> tf.Tensor:
     """L_flow (eq. 6): edge-aware flow coherence.
 
-    sum_p sum_{q in N(p)} w(p, q) * ||f(p) - f(q)||, with
+    order 1 (the paper's): sum_p sum_{q in N(p)} w(p, q) * ||f(p) - f(q)||, with
     w(p, q) = exp(-||c_t(p) - c_t(q)||^2 / (2 sigma^2)) from the target's RGB
     and N(p) the `window` x `window` neighbourhood centred at p (pairs that
     leave the image are not counted). The flow vector f is the displacement
     `coords - identity`, so the identity warp and any constant shift cost 0;
     the flow may change across the target's colour edges and nowhere else.
 
+    order 2 (not the paper's; UnFlow's second-order smoothness, Meister et al.
+    2018, over the same window): sum_p sum_{d} w(p, p+d) w(p, p-d) *
+    ||f(p+d) - 2 f(p) + f(p-d)||, d over half of N(p) (d and -d once each).
+    Every affine flow costs 0: a small rotation or scaling between two crops
+    reaches into flat background instead of being pulled towards a constant.
+
     Args:
       coords: [B, H, W, 2] normalized sampling coordinates.
       target: [B, H, W, C] target image `x_t`.
       sigma: colour scale, in the images' units.
       window: odd neighbourhood size.
+      order: 1 (first differences) or 2 (second differences).
 
     Returns:
       Scalar, mean over the batch.
     """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order}")
     height, width = coords.shape[1], coords.shape[2]
     coords = tf.convert_to_tensor(coords)
     flow = coords - tf.cast(sampler.identity_grid(height, width, align_corners), coords.dtype)
     target = tf.cast(target, coords.dtype)
     radius = window // 2
+
+    def shifted(images, dy, dx, reach):
+        """images at p + (dy, dx) for every p whose +-reach neighbours lie inside."""
+        return images[:, reach[0] + dy:height - reach[0] + dy,
+                      reach[1] + dx:width - reach[1] + dx]
+
+    def weight(dy, dx, reach):
+        colour = tf.reduce_sum(tf.square(shifted(target, dy, dx, reach)
+                                         - shifted(target, 0, 0, reach)), axis=-1)
+        return tf.exp(-colour / (2.0 * sigma**2))
+
     total = 0.0
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            if dy == 0 and dx == 0:
-                continue
-            # p ranges over pixels whose neighbour p + (dy, dx) is inside.
-            p = (slice(None), slice(max(0, -dy), height - max(0, dy)),
-                 slice(max(0, -dx), width - max(0, dx)))
-            q = (slice(None), slice(max(0, dy), height - max(0, -dy)),
-                 slice(max(0, dx), width - max(0, -dx)))
-            colour = tf.reduce_sum(tf.square(target[p] - target[q]), axis=-1)
-            weight = tf.exp(-colour / (2.0 * sigma**2))
-            distance = _safe_norm(flow[p] - flow[q])
-            total += tf.reduce_sum(weight * distance, axis=[1, 2])
+            if (dy, dx) == (0, 0) or (order == 2 and (dy, dx) < (0, 0)):
+                continue  # order 2: d and -d are one term
+            if order == 1:
+                # p ranges over pixels whose neighbour p + (dy, dx) is inside.
+                p = (slice(None), slice(max(0, -dy), height - max(0, dy)),
+                     slice(max(0, -dx), width - max(0, dx)))
+                q = (slice(None), slice(max(0, dy), height - max(0, -dy)),
+                     slice(max(0, dx), width - max(0, -dx)))
+                colour = tf.reduce_sum(tf.square(target[p] - target[q]), axis=-1)
+                w = tf.exp(-colour / (2.0 * sigma**2))
+                distance = _safe_norm(flow[p] - flow[q])
+            else:
+                reach = (abs(dy), abs(dx))
+                if 2 * reach[0] >= height or 2 * reach[1] >= width:
+                    continue  # no pixel has both neighbours inside
+                w = weight(dy, dx, reach) * weight(-dy, -dx, reach)
+                distance = _safe_norm(shifted(flow, dy, dx, reach) + shifted(flow, -dy, -dx, reach)
+                                      - 2.0 * shifted(flow, 0, 0, reach))
+            total += tf.reduce_sum(w * distance, axis=[1, 2])
     return tf.reduce_mean(total)
 
 
