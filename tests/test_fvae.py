@@ -166,13 +166,15 @@ def test_paper_reading_gives_the_old_numbers_on_a_fixed_batch():
 
 
 @pytest.mark.slow
-def test_the_project_reading_learns_a_known_shift_too():
-    # Census photometric term, residual flow head (the demo's choices). The residual
-    # head's gain (0.25) makes the same 3 px take more steps than the paper's head.
+@pytest.mark.parametrize("global_affine", [False, True])
+def test_the_project_reading_learns_a_known_shift_too(global_affine):
+    # Census photometric term, residual flow head (the demo's choices), with and
+    # without the global affine map. The residual head's gain (0.25) makes the same
+    # 3 px take more steps than the paper's head.
     keras.utils.set_random_seed(0)
     batch = shift_batch()
     model = fvae.FVAE(config_lib.get_config("tiny", flow_weight=0.1, photometric="census",
-                                            flow_head="residual"))
+                                            flow_head="residual", global_affine=global_affine))
     model.build_for_inference()
     train_step = _train_step(model)
     for _ in range(400):

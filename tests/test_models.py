@@ -85,6 +85,30 @@ def test_residual_flow_head_starts_at_the_identity_with_uniform_gain():
     assert (atanh - identity)[border] < 0.1 * (atanh - identity)[centre]
 
 
+def test_global_affine_head_adds_a_bounded_affine_map_of_the_grid():
+    config = config_lib.get_config("tiny", flow_head="residual", global_affine=True)
+    decoder = networks.FlowDecoder(config)
+    x = _images()
+    z = np.random.default_rng(5).normal(size=(2, config.latent_dim)).astype(np.float32)
+    start = decoder((z, x)).numpy()  # the affine head is zero at initialisation
+    identity = sampler.identity_grid(64, 64).numpy()
+    assert np.max(np.abs(start - identity)) < 0.05
+    # A known bias b: A = R tanh(G b[:4]) (row-major 2 x 2), t = R tanh(G b[4:]),
+    # coords = identity + A identity + t + the unchanged residual.
+    bias = np.array([20.0, -10.0, 5.0, -30.0, 40.0, 15.0], np.float32)
+    decoder.body.global_head.layers[-1].bias.assign(bias)
+    theta = networks.AFFINE_RANGE * np.tanh(networks.AFFINE_GAIN * bias)
+    matrix, shift = theta[:4].reshape(2, 2), theta[4:]
+    want = start + identity @ matrix.T + shift
+    np.testing.assert_allclose(decoder((z, x)).numpy(), want, atol=1e-5)
+    # Bounded: however large the bias, no entry leaves +-AFFINE_RANGE.
+    decoder.body.global_head.layers[-1].bias.assign(np.full(6, 1e6, np.float32))
+    reach = decoder((z, x)).numpy() - start
+    assert np.max(np.abs(reach)) <= 3 * networks.AFFINE_RANGE + 1e-5
+    with pytest.raises(ValueError, match="global_affine needs flow_head='residual'"):
+        config_lib.get_config("tiny", global_affine=True)
+
+
 def test_unknown_modes_are_refused():
     with pytest.raises(ValueError, match="photometric"):
         config_lib.get_config("tiny", photometric="l2")

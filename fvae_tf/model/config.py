@@ -43,6 +43,7 @@ class FVAEConfig:
     photometric_trim: float = 0.0  # L_rec: no gradient above this per-image quantile; 0: all
     flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
     flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
+    global_affine: bool = False  # "residual" head on a per-image affine map (networks.py)
     flow_supervision: float = 0.0  # weight of EPE on the flow labels (truth or teacher); 0: off
     analogy_share: float = 0.0  # share of each batch decoded from Algorithm 1's latent (analogy.py)
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
@@ -134,6 +135,9 @@ def get_config(name: str, **overrides) -> FVAEConfig:
         raise ValueError(f"mask_label_distance must be one of {', '.join(PHOTOMETRIC)} or "
                          f"several joined by '*' (their labels' product), "
                          f"got {config.mask_label_distance!r}")
+    if config.global_affine and config.flow_head != "residual":
+        raise ValueError("global_affine needs flow_head='residual' (the residual is added to "
+                         "the affine map)")
     if config.coherence_order not in (1, 2):
         raise ValueError(f"coherence_order must be 1 (eq. 6) or 2 (second differences), "
                          f"got {config.coherence_order}")

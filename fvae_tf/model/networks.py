@@ -131,7 +131,7 @@ class ConditionedDecoder(keras.Model):
     """
 
     def __init__(self, config: FVAEConfig, out_channels: int, use_source: bool = True,
-                 **kwargs):
+                 global_outputs: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         levels = config.num_levels
@@ -152,6 +152,11 @@ class ConditionedDecoder(keras.Model):
             for level in reversed(range(levels))
         ])
         self.output_conv = _conv(config, out_channels, config.edge_kernel_size, dtype="float32")
+        # Optional per-image outputs read from the whole bottleneck, zero at initialisation.
+        self.global_head = keras.Sequential([
+            keras.layers.Flatten(dtype="float32"),
+            keras.layers.Dense(global_outputs, kernel_initializer="zeros", dtype="float32"),
+        ]) if global_outputs else None
 
     @property
     def up_blocks(self) -> list:
@@ -167,11 +172,22 @@ class ConditionedDecoder(keras.Model):
             h = keras.ops.concatenate([h, features[-1]], axis=-1)
             if self.config.source_skips:
                 skips = reversed(features[:-1])
+        bottleneck = h
         for block, skip in zip(self.up_blocks, skips):
             h = block(self.upsample(h), training=training)
             if skip is not None:
                 h = keras.ops.concatenate([h, skip], axis=-1)
-        return self.output_conv(h)
+        if self.global_head is None:
+            return self.output_conv(h)
+        return self.output_conv(h), self.global_head(keras.ops.cast(bottleneck, "float32"))
+
+
+# The global affine map (FlowDecoder): each of A's entries and t's within +-AFFINE_RANGE
+# (normalized units: 10 % of scale or rotation, 3.2 px of shift at 64 px), and its
+# pre-activations scaled by AFFINE_GAIN, since Adam moves each of the bottleneck's
+# thousands of weights by about the learning rate per step, all towards one output.
+AFFINE_RANGE = 0.1
+AFFINE_GAIN = 0.01
 
 
 class FlowDecoder(keras.Model):
@@ -184,11 +200,19 @@ class FlowDecoder(keras.Model):
     absolute coordinates as the paper has it. Its gain, sech^2 of the bias, is
     about 0.03 at the border pixels. "residual": identity + s * tanh(conv),
     s = `config.flow_head_scale`; the same start, a uniform gain s.
+
+    `config.global_affine` (not the paper's; "residual" head only): the
+    residual is added to a per-image affine map of the identity grid, x' = x +
+    A x + t, A (2 x 2) and t read from the whole bottleneck and zero at
+    initialisation. A small rotation or scaling between two crops then moves
+    every pixel at once, flat background included, instead of being learned
+    pixel by pixel where the photometric loss sees little texture.
     """
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(**kwargs)
-        self.body = ConditionedDecoder(config, 2)
+        self.global_affine = config.global_affine
+        self.body = ConditionedDecoder(config, 2, global_outputs=6 if config.global_affine else 0)
         self.residual = config.flow_head == "residual"
         self.scale = config.flow_head_scale
         grid = sampler.identity_grid(config.image_size, config.image_size).numpy()
@@ -196,6 +220,13 @@ class FlowDecoder(keras.Model):
         self.identity_logits = tf.constant(np.arctanh(grid), tf.float32)
 
     def call(self, inputs, training=False):
+        if self.global_affine:
+            logits, affine = self.body(inputs, training=training)
+            affine = AFFINE_RANGE * keras.ops.tanh(AFFINE_GAIN * affine)
+            matrix = keras.ops.reshape(affine[:, :4], (-1, 1, 1, 2, 2))
+            base = (self.identity + keras.ops.sum(matrix * self.identity[:, :, None, :], axis=-1)
+                    + affine[:, None, None, 4:])
+            return base + self.scale * keras.ops.tanh(logits)
         logits = self.body(inputs, training=training)
         if self.residual:
             return self.identity + self.scale * keras.ops.tanh(logits)
