@@ -267,10 +267,9 @@ def flow_coherence(
         return images[:, reach[0] + dy:height - reach[0] + dy,
                       reach[1] + dx:width - reach[1] + dx]
 
-    def weight(dy, dx, reach):
-        colour = tf.reduce_sum(tf.square(shifted(target, dy, dx, reach)
-                                         - shifted(target, 0, 0, reach)), axis=-1)
-        return tf.exp(-colour / (2.0 * sigma**2))
+    def edge_weight(a, b):
+        """w(p, q) from the target's colours at p (in a) and q (in b)."""
+        return tf.exp(-tf.reduce_sum(tf.square(a - b), axis=-1) / (2.0 * sigma**2))
 
     total = 0.0
     for dy in range(-radius, radius + 1):
@@ -283,14 +282,15 @@ def flow_coherence(
                      slice(max(0, -dx), width - max(0, dx)))
                 q = (slice(None), slice(max(0, dy), height - max(0, -dy)),
                      slice(max(0, dx), width - max(0, -dx)))
-                colour = tf.reduce_sum(tf.square(target[p] - target[q]), axis=-1)
-                w = tf.exp(-colour / (2.0 * sigma**2))
+                w = edge_weight(target[p], target[q])
                 distance = _safe_norm(flow[p] - flow[q])
             else:
                 reach = (abs(dy), abs(dx))
                 if 2 * reach[0] >= height or 2 * reach[1] >= width:
                     continue  # no pixel has both neighbours inside
-                w = weight(dy, dx, reach) * weight(-dy, -dx, reach)
+                centre = shifted(target, 0, 0, reach)
+                w = (edge_weight(centre, shifted(target, dy, dx, reach))
+                     * edge_weight(centre, shifted(target, -dy, -dx, reach)))
                 distance = _safe_norm(shifted(flow, dy, dx, reach) + shifted(flow, -dy, -dx, reach)
                                       - 2.0 * shifted(flow, 0, 0, reach))
             total += tf.reduce_sum(w * distance, axis=[1, 2])

@@ -222,15 +222,21 @@ class FlowDecoder(keras.Model):
     def call(self, inputs, training=False):
         if self.global_affine:
             logits, affine = self.body(inputs, training=training)
-            affine = AFFINE_RANGE * keras.ops.tanh(AFFINE_GAIN * affine)
-            matrix = keras.ops.reshape(affine[:, :4], (-1, 1, 1, 2, 2))
-            base = (self.identity + keras.ops.sum(matrix * self.identity[:, :, None, :], axis=-1)
-                    + affine[:, None, None, 4:])
-            return base + self.scale * keras.ops.tanh(logits)
-        logits = self.body(inputs, training=training)
-        if self.residual:
-            return self.identity + self.scale * keras.ops.tanh(logits)
-        return keras.ops.tanh(logits + self.identity_logits)
+        else:
+            logits = self.body(inputs, training=training)
+        if not self.residual:
+            return keras.ops.tanh(logits + self.identity_logits)
+        coords = self.identity + self.scale * keras.ops.tanh(logits)
+        if self.global_affine:
+            coords += self._affine_displacement(affine)
+        return coords
+
+    def _affine_displacement(self, affine):
+        """A x + t over the identity grid [B, H, W, 2] from the head's [B, 6] (A row-major)."""
+        affine = AFFINE_RANGE * keras.ops.tanh(AFFINE_GAIN * affine)
+        matrix = keras.ops.reshape(affine[:, :4], (-1, 1, 1, 2, 2))
+        return (keras.ops.sum(matrix * self.identity[:, :, None, :], axis=-1)
+                + affine[:, None, None, 4:])
 
 
 class MaskNet(keras.Model):
