@@ -238,3 +238,18 @@ def test_demo_report_shows_the_evaluation(setup):
     assert "<h3>Table 1 protocol (true target latent)</h3>" in page
     assert "<td>FVAE with confidence</td>" in page and "<td>18.35</td>" in page
     assert page.count("<img") >= 4  # eval plots and grids, example grids
+
+
+@pytest.mark.parametrize("wall", [None, 500])
+def test_demo_report_times_the_whole_run_by_its_wall_time(tmp_path, wall):
+    """Stages that overlap (`make demo -j2`) do not add up: timings/total wins over the sum."""
+    (tmp_path / "timings").mkdir()
+    for stage, seconds in [("3_fvae", 400), ("5_vae", 130)]:
+        (tmp_path / "timings" / stage).write_text(f"{seconds}\n")
+    if wall is not None:
+        (tmp_path / "timings" / "total").write_text(f"{wall}\n")
+    table = demo_report._timings_table(tmp_path)
+    assert "<td>3_fvae</td><td>6:40</td>" in table.replace("\n", "")
+    last = "whole run (wall time)</td><td>8:20" if wall else "total (sum of stages)</td><td>8:50"
+    assert last in table.replace("\n", "")
+    assert "<td>total</td>" not in table

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from fvae_tf.model import config as config_lib
-from fvae_tf.model import fvae, networks
+from fvae_tf.model import fvae, losses, networks
 from fvae_tf.train import step
 from fvae_tf.warp import sampler
 
@@ -97,16 +97,62 @@ def test_global_affine_head_adds_a_bounded_affine_map_of_the_grid():
     # coords = identity + A identity + t + the unchanged residual.
     bias = np.array([20.0, -10.0, 5.0, -30.0, 40.0, 15.0], np.float32)
     decoder.body.global_head.layers[-1].bias.assign(bias)
-    theta = networks.AFFINE_RANGE * np.tanh(networks.AFFINE_GAIN * bias)
+    theta = networks.GLOBAL_RANGE * np.tanh(networks.GLOBAL_GAIN * bias)
     matrix, shift = theta[:4].reshape(2, 2), theta[4:]
     want = start + identity @ matrix.T + shift
     np.testing.assert_allclose(decoder((z, x)).numpy(), want, atol=1e-5)
-    # Bounded: however large the bias, no entry leaves +-AFFINE_RANGE.
+    # Bounded: however large the bias, no entry leaves +-GLOBAL_RANGE.
     decoder.body.global_head.layers[-1].bias.assign(np.full(6, 1e6, np.float32))
     reach = decoder((z, x)).numpy() - start
-    assert np.max(np.abs(reach)) <= 3 * networks.AFFINE_RANGE + 1e-5
-    with pytest.raises(ValueError, match="global_affine needs flow_head='residual'"):
+    assert np.max(np.abs(reach)) <= 3 * networks.GLOBAL_RANGE + 1e-5
+    with pytest.raises(ValueError, match="need flow_head='residual'"):
         config_lib.get_config("tiny", global_affine=True)
+
+
+def test_global_lattice_interpolates_its_control_points_bilinearly():
+    config = config_lib.get_config("tiny", flow_head="residual", global_lattice=3)
+    decoder = networks.FlowDecoder(config)
+    x = _images()
+    z = np.random.default_rng(6).normal(size=(2, config.latent_dim)).astype(np.float32)
+    start = decoder((z, x)).numpy()  # zero at initialisation: only the residual
+    bias = np.random.default_rng(7).uniform(-200, 200, 18).astype(np.float32)
+    decoder.body.global_head.layers[-1].bias.assign(bias)
+    points = (networks.GLOBAL_RANGE * np.tanh(networks.GLOBAL_GAIN * bias)).reshape(3, 3, 2)
+    # Oracle: np.interp along x on each lattice row, then along y, at the pixel centres.
+    centres, knots = (2 * np.arange(64) + 1) / 64 - 1, np.linspace(-1, 1, 3)
+    rows = np.array([[np.interp(centres, knots, points[i, :, c]) for c in range(2)]
+                     for i in range(3)])  # [lattice row, component, x]
+    want = np.array([[[np.interp(y, knots, rows[:, c, j]) for c in range(2)]
+                      for j in range(64)] for y in centres])  # [y, x, component]
+    np.testing.assert_allclose(decoder((z, x)).numpy() - start,
+                               np.broadcast_to(want, start.shape), atol=1e-5)
+    with pytest.raises(ValueError, match="global_lattice must be 0"):
+        config_lib.get_config("tiny", flow_head="residual", global_lattice=1)
+    with pytest.raises(ValueError, match="need flow_head='residual'"):
+        config_lib.get_config("tiny", global_lattice=4)
+
+
+def test_flow_coherence_leaves_out_the_global_affine_map():
+    config = config_lib.get_config("tiny", flow_head="residual", global_affine=True)
+    model = fvae.FVAE(config)
+    model.build_for_inference()
+    bias = np.array([40.0, -10.0, 5.0, 30.0, 20.0, -15.0], np.float32)
+    model.decoder.body.global_head.layers[-1].bias.assign(bias)
+    theta = networks.GLOBAL_RANGE * np.tanh(networks.GLOBAL_GAIN * bias)
+    identity = sampler.identity_grid(64, 64).numpy()
+    affine = identity @ theta[:4].reshape(2, 2).T + theta[4:]  # closed form, as above
+    batch = {"source": _images(2, seed=1), "target": _images(2, seed=2)}
+    terms, out = model.compute_losses(batch, training=False)
+    np.testing.assert_allclose(out.global_motion.numpy(), np.broadcast_to(affine, out.global_motion.shape),
+                               atol=1e-6)
+
+    def coherence(field):
+        return float(losses.flow_coherence(field, batch["target"], config.coherence_sigma,
+                                           config.coherence_window))
+
+    np.testing.assert_allclose(float(terms["flow"]), coherence(out.coords - affine), rtol=1e-5)
+    # The scaling the map holds would cost under eq. 6 on the whole field.
+    assert coherence(out.coords) > 2 * float(terms["flow"])
 
 
 def test_unknown_modes_are_refused():

@@ -171,6 +171,9 @@ def test_checkpoint_errors(tiny_dataset, trained, tmp_path):
     with pytest.raises(checkpoints.CheckpointError, match=r"init_from .* latent_dim=8") as error:
         loop.train(_config(latent_dim=16), tmp_path / "new", data_dir, init_from=workdir)
     assert re.match(r"--init_from .* latent_dim=8", error.value.describe("--{}"))
+    with pytest.raises(checkpoints.CheckpointError, match=r"init_from .* global_affine=False"):
+        loop.train(_config(flow_head="residual", global_affine=True), tmp_path / "affine",
+                   data_dir, init_from=workdir)
     with pytest.raises(checkpoints.CheckpointError, match="holds a fvae run, not vae"):
         loop.train(_config(), workdir, data_dir, model_kind="vae")
     with pytest.raises(checkpoints.CheckpointError, match="not a training run directory"):

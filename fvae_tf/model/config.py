@@ -44,6 +44,7 @@ class FVAEConfig:
     flow_head: str = "atanh"  # "atanh": tanh(conv + atanh(id)) | "residual": id + s tanh(conv)
     flow_head_scale: float = 0.25  # s of the "residual" head, normalized units (0.25: 1/8 image)
     global_affine: bool = False  # "residual" head on a per-image affine map (networks.py)
+    global_lattice: int = 0  # "residual" head on an N x N lattice's smooth field; 0: none
     flow_supervision: float = 0.0  # weight of EPE on the flow labels (truth or teacher); 0: off
     analogy_share: float = 0.0  # share of each batch decoded from Algorithm 1's latent (analogy.py)
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
@@ -75,9 +76,9 @@ class FVAEConfig:
 
 
 # The departures from the paper that the CPU presets use (README: values the paper lost).
-_PROJECT_READING = dict(photometric="census", flow_head="residual", jit_compile=True,
-                        mask_label_quantile=0.95, mask_label_distance="census",
-                        mask_frame=True)
+_PROJECT_READING = dict(photometric="census", flow_head="residual", global_affine=True,
+                        global_lattice=5, jit_compile=True, mask_label_quantile=0.95,
+                        mask_label_distance="census", mask_frame=True)
 
 _PRESETS = {
     # SPEC's values, for a GPU.
@@ -88,8 +89,8 @@ _PRESETS = {
     # The `make demo` budget: a small model that learns the synthetic faces on 2 CPU cores
     # in minutes. With beta 1 the latent stays unused that long. Census photometric term
     # with UnFlow's soft sign (0.9 grey levels, losses.UNFLOW_CENSUS_SOFTNESS; it makes
-    # L_rec about ten times larger, hence lambda 5), residual flow head, XLA, cosine
-    # learning rate: README's tables say why.
+    # L_rec about ten times larger, hence lambda 5), residual flow head on a global
+    # affine map and 5 x 5 lattice, XLA, cosine learning rate: README's tables say why.
     "demo": FVAEConfig(base_channels=8, kernel_size=3, latent_dim=32, batch_size=16,
                        beta=0.1, flow_weight=5.0, census_softness=0.9 * 2.0 / 255.0,
                        learning_rate=5e-4, lr_schedule="cosine",
@@ -135,9 +136,12 @@ def get_config(name: str, **overrides) -> FVAEConfig:
         raise ValueError(f"mask_label_distance must be one of {', '.join(PHOTOMETRIC)} or "
                          f"several joined by '*' (their labels' product), "
                          f"got {config.mask_label_distance!r}")
-    if config.global_affine and config.flow_head != "residual":
-        raise ValueError("global_affine needs flow_head='residual' (the residual is added to "
-                         "the affine map)")
+    if (config.global_affine or config.global_lattice) and config.flow_head != "residual":
+        raise ValueError("global_affine and global_lattice need flow_head='residual' (the "
+                         "residual is added to the global motion)")
+    if config.global_lattice == 1 or config.global_lattice < 0:
+        raise ValueError(f"global_lattice must be 0 (none) or at least 2 control points per "
+                         f"side, got {config.global_lattice}")
     if config.coherence_order not in (1, 2):
         raise ValueError(f"coherence_order must be 1 (eq. 6) or 2 (second differences), "
                          f"got {config.coherence_order}")

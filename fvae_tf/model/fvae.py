@@ -24,12 +24,14 @@ class FlowOutput(NamedTuple):
     warped: tf.Tensor  # [B, H, W, 3], x_hat = S(x_s, coords)
     mu: tf.Tensor  # [B, latent]
     log_var: tf.Tensor  # [B, latent]
+    global_motion: tf.Tensor | None = None  # [B, H, W, 2], the global part of coords
 
 
 class _PairAutoencoder(keras.Model):
     """Shared machinery: encode the target, decode with the source, train on eq. 1.
 
-    Subclasses define `decode(z, source) -> (output image, coords or None)`
+    Subclasses define `decode(z, source) -> (output image, coords or None,
+    global motion or None)`
     and may add loss terms (`extra_losses`). Training steps live in
     `fvae_tf.train.step`.
     """
@@ -69,8 +71,8 @@ class _PairAutoencoder(keras.Model):
             mu_source = self.encoder(source, training=training)[0]
             z = analogy.substitute(z, mu_source, mu, *expressions, len(EXPRESSIONS),
                                    self.config.analogy_share)
-        output, coords = self.decode(z, source, training=training)
-        return FlowOutput(coords, output, mu, log_var)
+        output, coords, motion = self.decode(z, source, training=training)
+        return FlowOutput(coords, output, mu, log_var, motion)
 
     def call(self, inputs, training=False):
         source, target = inputs
@@ -107,8 +109,8 @@ class FVAE(_PairAutoencoder):
         self.decoder = FlowDecoder(config)
 
     def decode(self, z, source, training=False):
-        coords = self.decoder((z, source), training=training)
-        return sampler.bilinear_sample(source, coords), coords
+        coords, motion = self.decoder((z, source), training=training, with_global=True)
+        return sampler.bilinear_sample(source, coords), coords, motion
 
     def reconstruction_loss(self, batch, out: FlowOutput) -> tf.Tensor:
         """L_rec of the warp, on `config.multiscale_levels` pyramid levels."""
@@ -121,8 +123,14 @@ class FVAE(_PairAutoencoder):
         """L_flow (eq. 6) and, opted in with `config.flow_supervision`, the non-paper
         term "supervision" (`losses.flow_supervision`) against the batch's flow
         labels: "gt_coords" and "gt_visibility" (synthetic data), else
-        "teacher_coords" and "teacher_visibility" (a dataset with a teacher flow)."""
-        terms = {"flow": losses.flow_coherence(out.coords, batch["target"],
+        "teacher_coords" and "teacher_visibility" (a dataset with a teacher flow).
+
+        With `config.global_affine` or `global_lattice`, L_flow sees the field
+        without its global motion: first differences of a scaling are not zero,
+        so eq. 6 would pull every scaling between the two crops towards none
+        (README, "global motion under the flow")."""
+        field = out.coords if out.global_motion is None else out.coords - out.global_motion
+        terms = {"flow": losses.flow_coherence(field, batch["target"],
                                                self.config.coherence_sigma,
                                                self.config.coherence_window,
                                                order=self.config.coherence_order)}
@@ -153,7 +161,7 @@ class VAE(_PairAutoencoder):
         self.decoder = PixelDecoder(config)
 
     def decode(self, z, source, training=False):
-        return self.decoder((z, source), training=training), None
+        return self.decoder((z, source), training=training), None, None
 
     def generate(self, source: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
         """Inference: the decoded image for latent z, [B, H, W, 3]."""

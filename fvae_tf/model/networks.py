@@ -182,12 +182,23 @@ class ConditionedDecoder(keras.Model):
         return self.output_conv(h), self.global_head(keras.ops.cast(bottleneck, "float32"))
 
 
-# The global affine map (FlowDecoder): each of A's entries and t's within +-AFFINE_RANGE
-# (normalized units: 10 % of scale or rotation, 3.2 px of shift at 64 px), and its
-# pre-activations scaled by AFFINE_GAIN, since Adam moves each of the bottleneck's
-# thousands of weights by about the learning rate per step, all towards one output.
-AFFINE_RANGE = 0.1
-AFFINE_GAIN = 0.01
+# The global motion (FlowDecoder): each of A's entries, t's and every lattice
+# displacement within +-GLOBAL_RANGE (normalized units: 10 % of scale or rotation, 3.2 px
+# of shift at 64 px), and its pre-activations scaled by GLOBAL_GAIN, since Adam moves
+# each of the bottleneck's thousands of weights by about the learning rate per step, all
+# towards one output.
+GLOBAL_RANGE = 0.1
+GLOBAL_GAIN = 0.01
+
+
+def lattice_weights(size: int, points: int) -> np.ndarray:
+    """[size, points]: bilinear (hat) weights of `points` control points spread evenly
+    over [-1, 1], ends included, at the `size` pixel centres of one image axis
+    (normalized coordinates). Rows sum to 1."""
+    centres = (2 * np.arange(size) + 1) / size - 1
+    knots = np.linspace(-1, 1, points)
+    return np.maximum(0, 1 - np.abs(centres[:, None] - knots) * (points - 1) / 2).astype(
+        np.float32)
 
 
 class FlowDecoder(keras.Model):
@@ -201,42 +212,63 @@ class FlowDecoder(keras.Model):
     about 0.03 at the border pixels. "residual": identity + s * tanh(conv),
     s = `config.flow_head_scale`; the same start, a uniform gain s.
 
-    `config.global_affine` (not the paper's; "residual" head only): the
-    residual is added to a per-image affine map of the identity grid, x' = x +
-    A x + t, A (2 x 2) and t read from the whole bottleneck and zero at
-    initialisation. A small rotation or scaling between two crops then moves
-    every pixel at once, flat background included, instead of being learned
-    pixel by pixel where the photometric loss sees little texture.
+    Global motion (not the paper's; "residual" head only), read from the whole
+    bottleneck, zero at initialisation, and added to the residual:
+    `config.global_affine`, a per-image affine map of the identity grid,
+    x' = x + A x + t (A 2 x 2); `config.global_lattice` = N, a displacement
+    on N x N control points spread over the crop, interpolated bilinearly. A
+    small rotation or scaling between two crops, or the smooth sheet the mesh
+    drags around the face, then moves every pixel at once, flat background
+    included, instead of being learned pixel by pixel where the photometric
+    loss sees little texture. L_flow regularises the field without this global
+    part (`FVAE.extra_losses`).
     """
 
     def __init__(self, config: FVAEConfig, **kwargs):
         super().__init__(**kwargs)
         self.global_affine = config.global_affine
-        self.body = ConditionedDecoder(config, 2, global_outputs=6 if config.global_affine else 0)
+        self.lattice = config.global_lattice
+        outputs = 6 * self.global_affine + 2 * self.lattice ** 2
+        self.body = ConditionedDecoder(config, 2, global_outputs=outputs)
         self.residual = config.flow_head == "residual"
         self.scale = config.flow_head_scale
         grid = sampler.identity_grid(config.image_size, config.image_size).numpy()
         self.identity = tf.constant(grid, tf.float32)
         self.identity_logits = tf.constant(np.arctanh(grid), tf.float32)
+        if self.lattice:
+            self.lattice_weights = tf.constant(lattice_weights(config.image_size, self.lattice))
 
-    def call(self, inputs, training=False):
-        if self.global_affine:
-            logits, affine = self.body(inputs, training=training)
+    def call(self, inputs, training=False, with_global=False):
+        """coords [B, H, W, 2]; with `with_global`, (coords, the global motion
+        inside them [B, H, W, 2], or None without `global_affine` and
+        `global_lattice`)."""
+        if self.global_affine or self.lattice:
+            logits, head = self.body(inputs, training=training)
+            motion = self._global_motion(GLOBAL_RANGE * keras.ops.tanh(GLOBAL_GAIN * head))
         else:
-            logits = self.body(inputs, training=training)
+            logits, motion = self.body(inputs, training=training), None
         if not self.residual:
-            return keras.ops.tanh(logits + self.identity_logits)
-        coords = self.identity + self.scale * keras.ops.tanh(logits)
-        if self.global_affine:
-            coords += self._affine_displacement(affine)
-        return coords
+            coords = keras.ops.tanh(logits + self.identity_logits)
+        else:
+            coords = self.identity + self.scale * keras.ops.tanh(logits)
+            if motion is not None:
+                coords += motion
+        return (coords, motion) if with_global else coords
 
-    def _affine_displacement(self, affine):
-        """A x + t over the identity grid [B, H, W, 2] from the head's [B, 6] (A row-major)."""
-        affine = AFFINE_RANGE * keras.ops.tanh(AFFINE_GAIN * affine)
-        matrix = keras.ops.reshape(affine[:, :4], (-1, 1, 1, 2, 2))
-        return (keras.ops.sum(matrix * self.identity[:, :, None, :], axis=-1)
-                + affine[:, None, None, 4:])
+    def _global_motion(self, theta):
+        """[B, H, W, 2] from the bounded head [B, 6 + 2 N^2]: A x + t (A row-major,
+        then t) over the identity grid, plus the lattice (row-major, (x, y) last)."""
+        motion = 0.0
+        if self.global_affine:
+            matrix = keras.ops.reshape(theta[:, :4], (-1, 1, 1, 2, 2))
+            motion = (keras.ops.sum(matrix * self.identity[:, :, None, :], axis=-1)
+                      + theta[:, None, None, 4:6])
+            theta = theta[:, 6:]
+        if self.lattice:
+            points = keras.ops.reshape(theta, (-1, self.lattice, self.lattice, 2))
+            w = self.lattice_weights
+            motion += keras.ops.einsum("yi,bijc,xj->byxc", w, points, w)
+        return motion
 
 
 class MaskNet(keras.Model):

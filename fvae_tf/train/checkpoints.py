@@ -34,7 +34,8 @@ MASK_SUBDIR = "mask"
 # Fields that shape the weights: a checkpoint only fits a model that agrees on all of them.
 ARCHITECTURE_FIELDS = ("image_size", "bottleneck_size", "base_channels", "latent_dim",
                        "kernel_size", "edge_kernel_size", "activation", "source_skips",
-                       "flow_head", "flow_head_scale", "vae_decoder")
+                       "flow_head", "flow_head_scale", "global_affine", "global_lattice",
+                       "vae_decoder")
 # What the mask stage takes from its own settings; the rest comes from the FVAE run.
 MASK_FIELDS = ("mask_label_norm", "mask_label_quantile", "mask_label_distance", "mask_frame",
                "learning_rate", "lr_schedule", "adam_beta1", "batch_size", "clip_value",

@@ -283,8 +283,8 @@ class _Run:
             count += 1
             if step % self.log_every == 0 or step == config.num_steps:
                 means = {name: total / count for name, total in sums.items()}
-                log.info("%s", summaries.progress_line(step, config.num_steps, means,
-                                                       count / seconds))
+                log.info("%s: %s", self.workdir, summaries.progress_line(
+                    step, config.num_steps, means, count / seconds))
                 summaries.write_scalars("train", means, step)
                 sums, count, seconds = {}, 0, 0.0
             if step % config.eval_every == 0 or step == config.num_steps:
@@ -312,8 +312,8 @@ class _Run:
         if improved:
             self.best.save(checkpoint_number=step)
         self.latest.save(checkpoint_number=step)
-        log.info("eval at step %d: val loss %.4g (best %.4g at step %d)%s", step, loss,
-                 float(state.best_val), int(state.best_step),
+        log.info("%s: eval at step %d: val loss %.4g (best %.4g at step %d)%s", self.workdir,
+                 step, loss, float(state.best_val), int(state.best_step),
                  "" if improved else f", {int(state.bad_evals)}/{self.config.patience} "
                  "evaluations without improvement")
         if state.stopped_early(self.config.patience):
