@@ -85,6 +85,13 @@ def test_residual_flow_head_starts_at_the_identity_with_uniform_gain():
     assert (atanh - identity)[border] < 0.1 * (atanh - identity)[centre]
 
 
+def _affine_map(bias, size=64):
+    """Closed form of the global head's affine map for a head bias b [6]: A x + t over
+    the identity grid, A = R tanh(G b[:4]) (row-major 2 x 2), t = R tanh(G b[4:])."""
+    theta = networks.GLOBAL_RANGE * np.tanh(networks.GLOBAL_GAIN * bias)
+    return sampler.identity_grid(size, size).numpy() @ theta[:4].reshape(2, 2).T + theta[4:]
+
+
 def test_global_affine_head_adds_a_bounded_affine_map_of_the_grid():
     config = config_lib.get_config("tiny", flow_head="residual", global_affine=True)
     decoder = networks.FlowDecoder(config)
@@ -93,14 +100,10 @@ def test_global_affine_head_adds_a_bounded_affine_map_of_the_grid():
     start = decoder((z, x)).numpy()  # the affine head is zero at initialisation
     identity = sampler.identity_grid(64, 64).numpy()
     assert np.max(np.abs(start - identity)) < 0.05
-    # A known bias b: A = R tanh(G b[:4]) (row-major 2 x 2), t = R tanh(G b[4:]),
-    # coords = identity + A identity + t + the unchanged residual.
+    # A known bias: coords = identity + A identity + t + the unchanged residual.
     bias = np.array([20.0, -10.0, 5.0, -30.0, 40.0, 15.0], np.float32)
     decoder.body.global_head.layers[-1].bias.assign(bias)
-    theta = networks.GLOBAL_RANGE * np.tanh(networks.GLOBAL_GAIN * bias)
-    matrix, shift = theta[:4].reshape(2, 2), theta[4:]
-    want = start + identity @ matrix.T + shift
-    np.testing.assert_allclose(decoder((z, x)).numpy(), want, atol=1e-5)
+    np.testing.assert_allclose(decoder((z, x)).numpy(), start + _affine_map(bias), atol=1e-5)
     # Bounded: however large the bias, no entry leaves +-GLOBAL_RANGE.
     decoder.body.global_head.layers[-1].bias.assign(np.full(6, 1e6, np.float32))
     reach = decoder((z, x)).numpy() - start
@@ -138,13 +141,11 @@ def test_flow_coherence_leaves_out_the_global_affine_map():
     model.build_for_inference()
     bias = np.array([40.0, -10.0, 5.0, 30.0, 20.0, -15.0], np.float32)
     model.decoder.body.global_head.layers[-1].bias.assign(bias)
-    theta = networks.GLOBAL_RANGE * np.tanh(networks.GLOBAL_GAIN * bias)
-    identity = sampler.identity_grid(64, 64).numpy()
-    affine = identity @ theta[:4].reshape(2, 2).T + theta[4:]  # closed form, as above
+    affine = _affine_map(bias)
     batch = {"source": _images(2, seed=1), "target": _images(2, seed=2)}
     terms, out = model.compute_losses(batch, training=False)
-    np.testing.assert_allclose(out.global_motion.numpy(), np.broadcast_to(affine, out.global_motion.shape),
-                               atol=1e-6)
+    np.testing.assert_allclose(out.global_motion.numpy(),
+                               np.broadcast_to(affine, out.global_motion.shape), atol=1e-6)
 
     def coherence(field):
         return float(losses.flow_coherence(field, batch["target"], config.coherence_sigma,
