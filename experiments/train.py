@@ -43,9 +43,9 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         sys.exit(f"error: {e}")
     try:
-        checkpoints.save_flags(WORKDIR.value, run_config, cli)
         result = loop.train(run_config, WORKDIR.value, DATASET_DIR.value, MODEL.value,
-                            step.make_strategy(STRATEGY.value), INIT_FROM.value, LOG_EVERY.value)
+                            step.make_strategy(STRATEGY.value), INIT_FROM.value, LOG_EVERY.value,
+                            cli_flags=cli)
     except (loop.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
         sys.exit(f"error: {errors.message(e, '--{}')}")
     print(result.report())

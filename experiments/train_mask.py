@@ -10,7 +10,6 @@ name settings, shown here as flags.
 """
 
 import logging
-import pathlib
 import sys
 
 from absl import app, flags
@@ -43,10 +42,9 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: {e}")
     try:
         mask_config = checkpoints.mask_config(WORKDIR.value, preset_config)
-        mask_dir = pathlib.Path(WORKDIR.value) / checkpoints.MASK_SUBDIR
-        checkpoints.save_flags(mask_dir, mask_config, cli)
         result = loop.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,
-                                 step.make_strategy(STRATEGY.value), LOG_EVERY.value)
+                                 step.make_strategy(STRATEGY.value), LOG_EVERY.value,
+                                 cli_flags=cli)
     except (loop.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
         sys.exit(f"error: {errors.message(e, '--{}')}")
     print(result.report())

@@ -213,6 +213,19 @@ def test_census_softness_reaches_l_rec():
     assert rec[1] > 2 * rec[0]  # nearer a sign, each differing contrast costs more
 
 
+def test_census_contrast_reaches_l_rec():
+    batch = shift_batch(2)
+    model = fvae.FVAE(config_lib.get_config("tiny", photometric="census", census_contrast=0.2))
+    terms, out = model.compute_losses(batch, training=False)
+    want = losses.warp_reconstruction(batch["target"], batch["source"], out.coords, "census",
+                                      census_contrast=0.2)
+    plain = losses.warp_reconstruction(batch["target"], batch["source"], out.coords, "census")
+    assert float(terms["rec"]) == pytest.approx(float(want), rel=1e-5)
+    assert float(terms["rec"]) < 0.99 * float(plain)
+    with pytest.raises(ValueError, match="census_contrast must be at least 0"):
+        config_lib.get_config("tiny", census_contrast=-0.1)
+
+
 def test_coherence_order_reaches_l_flow():
     batch = shift_batch(2)
     for order in (1, 2):

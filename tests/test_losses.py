@@ -189,6 +189,33 @@ def test_census_hand_computed_raised_centre(softness):
     assert relit_cost < 0.1 * losses.photometric_map(img, shuffled, "census").numpy().mean()
 
 
+def test_contrast_weight_matches_windowed_variance_and_weights_census():
+    # Oracle: scipy's variance over each 7 x 7 window with mirrored borders ('reflect'
+    # repeats the edge pixel, as tf's SYMMETRIC pad); the grey level is the RGB mean.
+    from scipy import ndimage
+    rng = np.random.default_rng(6)
+    target = rng.uniform(-1, 1, (2, 9, 10, 3)).astype(np.float32)
+    target[1, :, :5] = 0.3  # a flat left half ...
+    target[1, :, 5:] += 0.004 * rng.normal(size=(9, 5, 3))  # ... and faint shading
+    floor = 0.05
+    got = losses.contrast_weight(target, 7, floor).numpy()[..., 0]
+    grey = target.mean(-1)
+    variance = np.stack([ndimage.generic_filter(g.astype(np.float64), np.var, size=7,
+                                                mode="reflect") for g in grey])
+    np.testing.assert_allclose(got, variance / (variance + floor**2), atol=1e-5)
+    assert got[0].min() > 0.9 and got[1, :, :2].max() < 1e-6
+    output = rng.uniform(-1, 1, target.shape).astype(np.float32)
+    census = losses.census_distance(target, output, softness=0.01).numpy()
+    weighted = losses.photometric_map(target, output, "census", census_softness=0.01,
+                                      census_contrast=floor).numpy()
+    np.testing.assert_allclose(weighted, census * got[..., None], rtol=1e-5)
+    # Off (0), the distance is census's alone; other distances ignore the floor.
+    np.testing.assert_allclose(losses.photometric_map(target, output, "census", census_softness=0.01),
+                               census, rtol=1e-6)
+    np.testing.assert_allclose(losses.photometric_map(target, output, "l1", census_contrast=floor),
+                               losses.photometric_map(target, output, "l1"), rtol=1e-6)
+
+
 def test_photometric_maps_hand_numbers():
     rng = np.random.default_rng(1)
     target = rng.uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)

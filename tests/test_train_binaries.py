@@ -152,8 +152,11 @@ def test_missing_and_incompatible_checkpoints_exit_with_a_clear_message(
     fails_cleanly(_run("train", tmp_path / "other", data_dir, "--latent_dim=16",
                        f"--init_from={workdir}"),
                   "was trained with latent_dim=8 (this run: 16)")
+    assert not (tmp_path / "other").exists()  # no flags.json, config.json or summaries
+    recorded = (workdir / "flags.json").read_text()
     fails_cleanly(_run("train", workdir, data_dir, "--latent_dim=16"),
                   "was trained with latent_dim=8 (this run: 16)")
+    assert (workdir / "flags.json").read_text() == recorded  # the refused command not recorded
     fails_cleanly(_run("train", tmp_path / "x", tmp_path / "no_data"), "manifest.json")
 
 

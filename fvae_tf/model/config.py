@@ -38,6 +38,7 @@ class FVAEConfig:
     photometric: str = "l1"  # L_rec's per-pixel distance: "l1" | "ssim_l1" | "census"
     ssim_alpha: float = 0.85  # "ssim_l1": weight of (1 - SSIM) / 2 against L1
     census_softness: float = 0.9  # "census" L_rec's soft-sign contrast (losses.CENSUS_SOFTNESS)
+    census_contrast: float = 0.0  # "census" L_rec x v / (v + this^2), v local grey variance; 0: off
     coherence_order: int = 1  # L_flow on first (eq. 6) or second differences (losses.py)
     multiscale_levels: int = 1  # L_rec also on the warp at 1/2, 1/4, ... (1: full size only)
     photometric_trim: float = 0.0  # L_rec: no gradient above this per-image quantile; 0: all
@@ -155,6 +156,9 @@ def get_config(name: str, **overrides) -> FVAEConfig:
         raise ValueError(f"analogy_share must be in [0, 1] (0: off), got {config.analogy_share}")
     if config.census_softness <= 0:
         raise ValueError(f"census_softness must be above 0, got {config.census_softness}")
+    if config.census_contrast < 0:
+        raise ValueError(f"census_contrast must be at least 0 (0: off), "
+                         f"got {config.census_contrast}")
     if config.geometric_jitter < 0:
         raise ValueError(f"geometric_jitter must be at least 0 (0: none), "
                          f"got {config.geometric_jitter}")

@@ -117,7 +117,8 @@ class FVAE(_PairAutoencoder):
         return losses.warp_reconstruction(batch["target"], batch["source"], out.coords,
                                           self.config.photometric, self.config.multiscale_levels,
                                           self.config.ssim_alpha, self.config.photometric_trim,
-                                          self.config.census_softness)
+                                          self.config.census_softness,
+                                          self.config.census_contrast)
 
     def extra_losses(self, batch, out: FlowOutput) -> dict:
         """L_flow (eq. 6) and, opted in with `config.flow_supervision`, the non-paper

@@ -98,6 +98,22 @@ def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = 7,
     return tf.reduce_sum(diff / (_CENSUS_DIST + diff), axis=-1, keepdims=True)
 
 
+def contrast_weight(images: tf.Tensor, window: int, floor: float) -> tf.Tensor:
+    """v / (v + floor^2) per pixel, [B, H, W, 3] -> [B, H, W, 1]; v the grey variance.
+
+    Not in the paper. v is the population variance of the grey level (mean of
+    RGB) over the `window` x `window` neighbourhood (borders as `_box_mean`),
+    so the weight is near 1 where the local contrast (its standard deviation)
+    is well above `floor` and near 0 on flat skin or background. Census reads
+    shading a few grey levels deep as full texture; where the surface deforms
+    that shading does not move with it, and it pulls the flow off the motion.
+    Weighted, such pixels take their flow from L_flow and the global motion.
+    """
+    grey = tf.reduce_mean(images, axis=-1, keepdims=True)
+    variance = tf.maximum(_box_mean(grey * grey, window) - tf.square(_box_mean(grey, window)), 0.0)
+    return variance / (variance + floor**2)
+
+
 class Photometric(str, enum.Enum):
     """Per-pixel image distances for L_rec."""
 
@@ -107,18 +123,23 @@ class Photometric(str, enum.Enum):
 
 
 def photometric_map(target: tf.Tensor, output: tf.Tensor, kind: Photometric | str,
-                    ssim_alpha: float = 0.85,
-                    census_softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
+                    ssim_alpha: float = 0.85, census_softness: float = CENSUS_SOFTNESS,
+                    census_contrast: float = 0.0) -> tf.Tensor:
     """Per-pixel distance [B, H, W, 1] between `x_t` and `x_hat` ([B, H, W, 3] in [-1, 1]).
 
     Summed over channels, so L1's map is ||x_t(p) - x_hat(p)||_1 as in eq. 7.
     SSIM_L1 is the usual unsupervised-flow term (Godard et al. 2017) with 3 x 3
     windows, each channel's (1 - SSIM) / 2 clipped to [0, 1]. CENSUS is
-    `census_distance` with `census_softness`.
+    `census_distance` with `census_softness`, times the target's
+    `contrast_weight` over the census window with floor `census_contrast`
+    when that is above 0.
     """
     kind = Photometric(kind)
     if kind is Photometric.CENSUS:
-        return census_distance(target, output, softness=census_softness)
+        distance = census_distance(target, output, softness=census_softness)
+        if census_contrast > 0:
+            distance *= contrast_weight(target, 7, census_contrast)
+        return distance
     l1 = tf.abs(target - output)
     if kind is Photometric.SSIM_L1:
         dissimilarity = tf.clip_by_value((1.0 - ssim_map(target, output)) / 2.0, 0.0, 1.0)
@@ -158,21 +179,24 @@ def _pool(images: tf.Tensor, factor: int) -> tf.Tensor:
 def image_reconstruction(target: tf.Tensor, output: tf.Tensor,
                          kind: Photometric | str = Photometric.L1,
                          ssim_alpha: float = 0.85, trim: float = 0.0,
-                         census_softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
+                         census_softness: float = CENSUS_SOFTNESS,
+                         census_contrast: float = 0.0) -> tf.Tensor:
     """L_rec of an output image: `photometric_map` summed over pixels, batch mean.
 
     With `kind=L1` and no `trim` it is the paper's L_rec (`reconstruction_l1`);
     `trim` is `trim_gradient`'s quantile.
     """
     distances = trim_gradient(
-        photometric_map(target, output, kind, ssim_alpha, census_softness), trim)
+        photometric_map(target, output, kind, ssim_alpha, census_softness, census_contrast),
+        trim)
     return tf.reduce_mean(tf.reduce_sum(distances, axis=[1, 2, 3]))
 
 
 def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
                         kind: Photometric | str = Photometric.L1, levels: int = 1,
                         ssim_alpha: float = 0.85, trim: float = 0.0,
-                        census_softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
+                        census_softness: float = CENSUS_SOFTNESS,
+                        census_contrast: float = 0.0) -> tf.Tensor:
     """L_rec of the warp S(x_s, coords) against x_t, optionally on an image pyramid.
 
     At level l (0 to `levels` - 1), x_s and x_t are 2^l x 2^l box-averaged,
@@ -194,7 +218,8 @@ def warp_reconstruction(target: tf.Tensor, source: tf.Tensor, coords: tf.Tensor,
         factor = 2**level
         warped = sampler.bilinear_sample(_pool(source, factor), _pool(coords, factor))
         total += float(factor * factor) * image_reconstruction(
-            _pool(target, factor), warped, kind, ssim_alpha, trim, census_softness)
+            _pool(target, factor), warped, kind, ssim_alpha, trim, census_softness,
+            census_contrast)
     return total
 
 

@@ -40,7 +40,7 @@ from fvae_tf.model.config import FVAEConfig
 from fvae_tf.train import evaluation, latent_stats, summaries
 from fvae_tf.train.checkpoints import (MASK_SUBDIR, METRICS, ModelKind, best_checkpoint,
                                        build_model, check_compatible, mask_config, restore,
-                                       restore_weights, write_run_config)
+                                       restore_weights, save_flags, write_run_config)
 from fvae_tf.train.run_state import RunState
 from fvae_tf.train.step import is_chief, make_optimizer, make_train_step
 
@@ -84,6 +84,7 @@ def train(
     init_from: str | os.PathLike | None = None,
     log_every: int = 50,
     evaluate: evaluation.Evaluate = evaluation.evaluate,
+    cli_flags: dict | None = None,
 ) -> TrainResult:
     """Trains an FVAE or the VAE baseline, or resumes the run in `workdir`.
 
@@ -99,6 +100,9 @@ def train(
       evaluate: held-out metrics of the model on the val split (with "loss",
         the early-stopping criterion), run every `config.eval_every` steps and
         on the best weights at the end.
+      cli_flags: a binary's command line, recorded in `workdir`/flags.json
+        (`checkpoints.save_flags`) once the settings, the dataset, `init_from`
+        and a run to resume are checked: a refused start writes nothing.
 
     Returns:
       How the run ended, with held-out metrics of the best weights.
@@ -112,16 +116,23 @@ def train(
     model_kind = ModelKind(model_kind)
     if model_kind is ModelKind.MASK:
         raise ValueError("the mask stage is train_mask")
+    workdir = pathlib.Path(workdir)
+    start_from = None
+    if init_from is not None and tf.train.latest_checkpoint(str(workdir / "checkpoints")) is None:
+        check_compatible(pathlib.Path(init_from), model_kind, config, "init_from")
+        start_from = best_checkpoint(init_from)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
         model = build_model(model_kind, config)
-    run = _Run(model_kind, config, pathlib.Path(workdir), pathlib.Path(dataset_dir), strategy,
-               model, log_every, evaluate)
-    if not run.resume() and init_from is not None:
-        check_compatible(pathlib.Path(init_from), model_kind, config, "init_from")
-        restore_weights(model, best_checkpoint(init_from))
-        log.info("initialised from %s", best_checkpoint(init_from))
+    run = _Run(model_kind, config, workdir, pathlib.Path(dataset_dir), strategy, model,
+               log_every, evaluate)
+    run.resume()
+    if start_from is not None:
+        restore_weights(model, start_from)
+        log.info("initialised from %s", start_from)
+    if cli_flags is not None:
+        save_flags(workdir, config, cli_flags)
     return run.fit()
 
 
@@ -132,6 +143,7 @@ def train_mask(
     strategy: tf.distribute.Strategy | None = None,
     log_every: int = 50,
     evaluate: evaluation.Evaluate = evaluation.evaluate,
+    cli_flags: dict | None = None,
 ) -> TrainResult:
     """Stage two (eq. 7-8): trains M into `fvae_dir/mask` with the FVAE's E and D frozen.
 
@@ -139,6 +151,7 @@ def train_mask(
       config: only its `MASK_FIELDS` are used; the architecture is the FVAE's.
       fvae_dir: a finished FVAE run directory.
       dataset_dir, strategy, log_every, evaluate: as in `train`.
+      cli_flags: as in `train`, recorded in `fvae_dir`/mask/flags.json.
 
     Raises:
       CheckpointError: fvae_dir holds no FVAE checkpoint, or the mask run does not fit.
@@ -157,6 +170,8 @@ def train_mask(
     run = _Run(ModelKind.MASK, config, fvae_dir / MASK_SUBDIR, pathlib.Path(dataset_dir),
                strategy, model, log_every, evaluate)
     run.resume()
+    if cli_flags is not None:
+        save_flags(fvae_dir / MASK_SUBDIR, config, cli_flags)
     return run.fit()
 
 
