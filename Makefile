@@ -21,7 +21,7 @@ test: $(VENV)/.installed
 DEMO := runs/demo
 DEMO_IDENTITIES := 20
 # The mask at 300 steps: 500 gave ROC AUC 0.964 against 0.960 and FVAE with confidence
-# 27.63 against 27.57 dB on the test split, for about half a minute more (README).
+# 27.63 against 27.57 dB on the test split, and took 56 s longer in one make demo (README).
 DEMO_MASK_STEPS := 300
 # The two VAE baselines keep 1500 steps (the demo preset's FVAE takes 2500): at 2500
 # they add about 3 minutes and push `make demo` past its 15-minute budget on 2 cores,
