@@ -9,14 +9,9 @@ taking the preset's value. The logic is in `fvae_tf.train.loop`; library errors
 name settings, shown here as flags.
 """
 
-import logging
-import sys
-
 from absl import app, flags
 
 from experiments import config_flags
-from fvae_tf import errors
-from fvae_tf.data import records
 from fvae_tf.model import config
 from fvae_tf.train import checkpoints, loop, step
 
@@ -34,20 +29,9 @@ LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between console lines."
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-save chatter
-    cli = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0])}
-    try:
-        preset_config = config_flags.config_from_flags(PRESET.value)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    try:
-        mask_config = checkpoints.mask_config(WORKDIR.value, preset_config)
-        result = loop.train_mask(mask_config, WORKDIR.value, DATASET_DIR.value,
-                                 step.make_strategy(STRATEGY.value), LOG_EVERY.value,
-                                 cli_flags=cli)
-    except (loop.TrainingError, checkpoints.CheckpointError, records.RecordsError) as e:
-        sys.exit(f"error: {errors.message(e, '--{}')}")
-    print(result.report())
+    config_flags.run_training(PRESET.value, lambda preset_config, cli: loop.train_mask(
+        preset_config, WORKDIR.value, DATASET_DIR.value, step.make_strategy(STRATEGY.value),
+        LOG_EVERY.value, cli_flags=cli))
 
 
 if __name__ == "__main__":

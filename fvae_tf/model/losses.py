@@ -104,10 +104,11 @@ def contrast_weight(images: tf.Tensor, window: int, floor: float) -> tf.Tensor:
     Not in the paper. v is the population variance of the grey level (mean of
     RGB) over the `window` x `window` neighbourhood (borders as `_box_mean`),
     so the weight is near 1 where the local contrast (its standard deviation)
-    is well above `floor` and near 0 on flat skin or background. Census reads
-    shading a few grey levels deep as full texture; where the surface deforms
-    that shading does not move with it, and it pulls the flow off the motion.
-    Weighted, such pixels take their flow from L_flow and the global motion.
+    is well above `floor` and near 0 on flat skin or background. The idea:
+    census reads shading a few grey levels deep as full texture, and where the
+    surface deforms that shading does not move with it; weighted, such pixels
+    would take their flow from L_flow and the global motion. On the demo it
+    left the flat pixels' flow error where it was (README), so it is opt-in.
     """
     grey = tf.reduce_mean(images, axis=-1, keepdims=True)
     variance = tf.maximum(_box_mean(grey * grey, window) - tf.square(_box_mean(grey, window)), 0.0)
