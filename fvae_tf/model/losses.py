@@ -36,6 +36,7 @@ _SSIM_C2 = (0.03 * 2.0) ** 2
 # UNFLOW_CENSUS_SOFTNESS here. CENSUS_SOFTNESS, the presets', is UnFlow's constant without
 # that rescaling: nearly linear over a face's local contrasts (README: values the paper lost).
 _CENSUS_DIST = 0.1
+_CENSUS_WINDOW = 7  # L_rec's census neighbourhood, and that of its contrast weight
 CENSUS_SOFTNESS = 0.9
 UNFLOW_CENSUS_SOFTNESS = 0.9 * 2.0 / 255.0
 
@@ -72,7 +73,7 @@ def ssim_map(a: tf.Tensor, b: tf.Tensor, window: int = 3) -> tf.Tensor:
         (mu_a**2 + mu_b**2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2))
 
 
-def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = 7,
+def census_distance(a: tf.Tensor, b: tf.Tensor, window: int = _CENSUS_WINDOW,
                     softness: float = CENSUS_SOFTNESS) -> tf.Tensor:
     """Soft ternary census distance per pixel (UnFlow), [B, H, W, 3] -> [B, H, W, 1].
 
@@ -139,7 +140,7 @@ def photometric_map(target: tf.Tensor, output: tf.Tensor, kind: Photometric | st
     if kind is Photometric.CENSUS:
         distance = census_distance(target, output, softness=census_softness)
         if census_contrast > 0:
-            distance *= contrast_weight(target, 7, census_contrast)
+            distance *= contrast_weight(target, _CENSUS_WINDOW, census_contrast)
         return distance
     l1 = tf.abs(target - output)
     if kind is Photometric.SSIM_L1:
