@@ -126,6 +126,8 @@ def test_training_batches_carry_the_labels_to_the_model(tiny_dataset):
     inputs = evaluation.model_inputs(batch)
     np.testing.assert_array_equal(inputs["source_expression"], batch["source_expression"])
     np.testing.assert_array_equal(inputs["target_expression"], batch["target_expression"])
+    for key in ("source_landmarks", "target_landmarks"):  # for landmark_supervision
+        np.testing.assert_array_equal(inputs[key], batch[key])
     rec = []
     for share in (0.0, 1.0):
         keras.utils.set_random_seed(0)

@@ -371,3 +371,18 @@ def test_mouth_distances_ignore_head_motion_and_measure_the_mouth():
     moved = half @ rotation.T + [7.0, -2.0]
     before, after = real_faces.mouth_distances(neutral, moved, real)
     assert before == pytest.approx(5.0) and after == pytest.approx(2.5)
+
+
+def test_lower_lip_drop_ignores_head_motion():
+    rng = np.random.default_rng(5)
+    neutral = rng.uniform(0, 100, (68, 2))
+    neutral[36:42] = [30.0, 40.0]  # eye centres 40 px apart
+    neutral[42:48] = [70.0, 40.0]
+    opened = neutral.copy()
+    opened[real_faces.LOWER_LIP] += [0.5, 2.0]  # the lower lip 2 px down (and a little right)
+    opened[real_faces.MOUTH[:3]] -= [0.0, 3.0]  # other mouth points do not count
+    angle, scale = -0.3, 0.8
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = opened @ rotation.T + [-5.0, 9.0]
+    assert real_faces.lower_lip_drop(neutral, moved) == pytest.approx(2.0 / 40.0)
+    assert real_faces.lower_lip_drop(neutral, neutral @ rotation.T) == pytest.approx(0.0, abs=1e-9)

@@ -199,6 +199,23 @@ def test_flow_supervision_is_opt_in():
     assert float(terms["loss"]) == pytest.approx(float(want + 2.0 * terms["supervision"]), rel=1e-5)
 
 
+def test_landmark_supervision_is_opt_in():
+    batch = dict(shift_batch(2))
+    grid = np.linspace(-0.7, 0.7, 6, dtype=np.float32)
+    batch["target_landmarks"] = np.stack(np.meshgrid(grid, grid), -1).reshape(1, 36, 2).repeat(2, 0)
+    batch["source_landmarks"] = batch["target_landmarks"] + np.float32(0.1)
+    off = fvae.FVAE(config_lib.get_config("tiny"))
+    assert "landmarks" not in off.compute_losses(batch, training=False)[0]
+    on = fvae.FVAE(config_lib.get_config("tiny", landmark_supervision=3.0))
+    terms, out = on.compute_losses(batch, training=False)
+    want = terms["rec"] + on.config.beta * terms["kl"] + on.config.flow_weight * terms["flow"]
+    assert float(terms["loss"]) == pytest.approx(float(want + 3.0 * terms["landmarks"]), rel=1e-5)
+    assert float(terms["landmarks"]) == pytest.approx(float(losses.landmark_supervision(
+        out.coords, batch["target_landmarks"], batch["source_landmarks"])), rel=1e-6)
+    with pytest.raises(ValueError, match="landmark_supervision must be at least 0"):
+        config_lib.get_config("tiny", landmark_supervision=-1.0)
+
+
 def test_census_softness_reaches_l_rec():
     batch = shift_batch(2)
     rec = []

@@ -258,6 +258,25 @@ def test_flow_supervision_counts_pixels_of_error_on_visible_pixels():
     assert got == pytest.approx(5.0 * 16, rel=1e-5)
 
 
+def test_landmark_supervision_reads_the_field_at_the_target_landmarks():
+    # An affine field is exactly linear between pixel centres, so its bilinear
+    # reading at any landmark inside them is A t + c: the oracle in closed form.
+    h, w = 16, 24
+    rng = np.random.default_rng(0)
+    a = np.array([[1.05, 0.02], [-0.03, 0.97]], np.float32)
+    c = np.array([0.04, -0.02], np.float32)
+    coords = (sampler.identity_grid(h, w).numpy() @ a.T + c)[None].repeat(2, axis=0)
+    target = rng.uniform(-0.8, 0.8, (2, 5, 2)).astype(np.float32)
+    source = rng.uniform(-0.8, 0.8, (2, 5, 2)).astype(np.float32)
+    pixels = np.array([w / 2, h / 2])
+    want = np.linalg.norm((target @ a.T + c - source) * pixels, axis=-1).sum(1).mean()
+    got = losses.landmark_supervision(tf.constant(coords), target, source).numpy()
+    assert got == pytest.approx(want, rel=1e-4)
+    matched = target @ a.T + c  # the source's landmarks where the field sends them
+    assert losses.landmark_supervision(tf.constant(coords), target, matched).numpy() == (
+        pytest.approx(0.0, abs=1e-3))
+
+
 def test_mask_label_quantile_normalises_per_image():
     target = np.zeros((2, 1, 4, 3), np.float32)
     warped = np.zeros((2, 1, 4, 3), np.float32)

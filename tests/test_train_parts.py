@@ -1,6 +1,6 @@
 """Tests for the parts of a training run: held-out evaluation, run state and
-early stopping, and settings errors (fvae_tf.train.evaluation, run_state,
-fvae_tf.errors)."""
+early stopping, the weights' moving average, and settings errors
+(fvae_tf.train.evaluation, run_state, weight_average, fvae_tf.errors)."""
 
 import math
 
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from fvae_tf import errors
 from fvae_tf.model import config as config_lib
-from fvae_tf.train import evaluation, run_state, step
+from fvae_tf.train import evaluation, run_state, step, weight_average
 from fvae_tf.warp import sampler
 
 
@@ -116,3 +116,30 @@ def test_learning_rate_schedule_closed_form(schedule, share_at_half, share_at_en
     for iteration, share in ((0, 1.0), (50, share_at_half), (100, share_at_end)):
         optimizer.iterations.assign(iteration)
         assert float(optimizer.learning_rate) == pytest.approx(1e-3 * share, rel=1e-5)
+
+
+def test_weight_average_is_the_debiased_exponential_mean():
+    # Closed form: after steps with weights w_1..w_T the average is
+    # sum_t (1 - m) m^(T - t) w_t / (1 - m^T); after one step it is w_1 itself.
+    momentum = 0.8
+    rng = np.random.default_rng(0)
+    variable = tf.Variable(np.zeros((2, 3), np.float32))
+    average = weight_average.WeightAverage([variable], momentum)
+    np.testing.assert_array_equal(average.averaged()[0], variable.numpy())  # before any step
+    seen = []
+    for t in range(5):
+        seen.append(rng.normal(size=(2, 3)).astype(np.float32))
+        variable.assign(seen[-1])
+        average.update()
+        if t == 0:
+            np.testing.assert_allclose(average.averaged()[0], seen[0], rtol=1e-6)
+    powers = momentum ** np.arange(len(seen))[::-1]
+    want = ((1 - momentum) * powers[:, None, None] * np.stack(seen)).sum(0) / (1 - momentum ** 5)
+    np.testing.assert_allclose(average.averaged()[0], want, rtol=1e-5)
+    with average.swapped_in():
+        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-5)
+    np.testing.assert_array_equal(variable.numpy(), seen[-1])  # its own value back
+    with pytest.raises(ValueError, match=r"momentum must be in \(0, 1\)"):
+        weight_average.WeightAverage([variable], 1.0)
+    with pytest.raises(ValueError, match=r"weight_averaging must be in \[0, 1\)"):
+        config_lib.get_config("tiny", weight_averaging=1.0)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from conftest import TINY_EXPRESSIONS, TINY_SIZE, assert_same_checkpoints, checkpoint_values
 from fvae_tf.data import input_pipeline, records
 from fvae_tf.model import config as config_lib
-from fvae_tf.train import checkpoints, latent_stats, loop, summaries
+from fvae_tf.train import checkpoints, latent_stats, loop, summaries, weight_average
 from fvae_tf.warp import sampler
 
 
@@ -67,6 +67,37 @@ def test_resume_equals_uninterrupted_run(tiny_dataset, trained, tmp_path):
     # A finished run started again trains nothing and reports the same.
     again = loop.train(_config(), tmp_path, data_dir)
     assert again.step == 8 and again.metrics == pytest.approx(second.metrics)
+
+
+def test_weight_averaging_keeps_the_average_as_best_and_resumes(tiny_dataset, trained,
+                                                                tmp_path):
+    """The best checkpoint holds the debiased average of the steps' weights (eval_every =
+    num_steps: the one evaluation is the best), the latest the last step's own; a
+    resumed run continues the same average; resuming without it is refused."""
+    data_dir, _ = tiny_dataset
+    straight = loop.train(_config(eval_every=8, weight_averaging=0.5), tmp_path / "a", data_dir)
+    model = checkpoints.build_model("fvae", _config())
+    average = weight_average.WeightAverage(model.trainable_variables, 0.5)
+    tf.train.Checkpoint(weight_average=average).read(
+        tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints"))).expect_partial()
+    assert int(average.count) == 8
+    best = checkpoints.load_model(tmp_path / "a")
+    for want, got in zip(average.averaged(), best.trainable_weights):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+    checkpoints.restore_weights(model, tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints")))
+    assert not all(np.allclose(a.numpy(), b.numpy())
+                   for a, b in zip(model.trainable_weights, best.trainable_weights))
+    # Killed at step 4 and resumed: the same checkpoints, average included.
+    loop.train(_config(num_steps=4, eval_every=4, weight_averaging=0.5), tmp_path / "b", data_dir)
+    resumed = loop.train(_config(eval_every=4, weight_averaging=0.5), tmp_path / "b", data_dir)
+    assert_same_checkpoints(tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints")),
+                            tf.train.latest_checkpoint(str(tmp_path / "b" / "checkpoints")))
+    assert resumed.step == straight.step == 8
+    with pytest.raises(checkpoints.CheckpointError, match="weight_averaging 0.5 .this run: 0.0.") as error:
+        loop.train(_config(num_steps=12, eval_every=4), tmp_path / "b", data_dir)
+    assert "--weight_averaging 0.5" in error.value.describe("--{}")
+    with pytest.raises(checkpoints.CheckpointError, match="weight_averaging 0.0 .this run: 0.9."):
+        loop.train(_config(num_steps=12, weight_averaging=0.9), trained[0], data_dir)
 
 
 def test_resume_in_mixed_float16_keeps_the_loss_scale(tiny_dataset, tmp_path):

@@ -14,7 +14,9 @@ Each test person's neutral face is edited toward "smile" with Algorithm 1
     pooled (1 - mean distance after / mean distance before: people whose
     real smile hardly moves the mouth, 1 px or so, make single shares
     swing by +-1 and dominate the mean); lip thickness per inter-ocular
-    distance (a warp that only swells the lips is not a smile);
+    distance (a warp that only swells the lips is not a smile); how far the
+    lower lip drops below the neutral face's, per inter-ocular distance (a
+    smile that bares the teeth drops it; a warp of a closed mouth may not);
   * identity: the Euclidean distance between dlib face embeddings
     (`dlib_face_recognition_resnet_model_v1` of face-recognition-models) of
     the edit and the source (dlib calls < 0.6 the same person), its mean and
@@ -47,6 +49,7 @@ from fvae_tf.warp import flow_upsampling
 
 MOUTH = list(range(48, 68))
 EYES_AND_NOSE = list(range(27, 48))
+LOWER_LIP = [56, 57, 58]
 REAL_SMILE = "real smile"
 MEAN_LANDMARK_MOTION = "mean landmark motion (training people)"
 
@@ -107,13 +110,26 @@ def mouth_distances(neutral: np.ndarray, edited: np.ndarray, real: np.ndarray
     Returns:
       (neutral's distance, the edit's distance), pixels of `real`'s image.
     """
-    def mouth_on_real(points):
-        transform = alignment.fit_similarity(points[EYES_AND_NOSE], real[EYES_AND_NOSE])
-        return alignment.transform_points(transform, points[MOUTH])
-
-    before = np.linalg.norm(mouth_on_real(neutral) - real[MOUTH], axis=1).mean()
-    after = np.linalg.norm(mouth_on_real(edited) - real[MOUTH], axis=1).mean()
+    before = np.linalg.norm(_onto(neutral, real)[MOUTH] - real[MOUTH], axis=1).mean()
+    after = np.linalg.norm(_onto(edited, real)[MOUTH] - real[MOUTH], axis=1).mean()
     return float(before), float(after)
+
+
+def lower_lip_drop(neutral: np.ndarray, landmarks: np.ndarray) -> float:
+    """How far the lower lip's outer edge (56-58) sits below the neutral face's, per IOD.
+
+    After the same similarity fit on eyes and nose; image y points down, so a
+    lip that drops (a mouth that opens) is positive. A warp cannot show the
+    teeth a smile bares, so this says whether an edit opens the mouth at all.
+    """
+    moved = _onto(landmarks, neutral)
+    return float((moved[LOWER_LIP, 1] - neutral[LOWER_LIP, 1]).mean()) / interocular(neutral)
+
+
+def _onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`points` [68, 2] mapped onto `reference` by a similarity fitted on eyes and nose."""
+    transform = alignment.fit_similarity(points[EYES_AND_NOSE], reference[EYES_AND_NOSE])
+    return alignment.transform_points(transform, points)
 
 
 def _mean_landmark_motion(train: Pairs | None) -> np.ndarray | None:
@@ -210,6 +226,7 @@ def _landmark_scores(landmarks: np.ndarray, neutral: np.ndarray, real: np.ndarra
     target = mouth_measures(real)
     values["width_error"] = abs(values["mouth_width"] - target["mouth_width"])
     values["lift_error"] = abs(values["corner_lift"] - target["corner_lift"])
+    values["lower_lip_drop"] = lower_lip_drop(neutral, landmarks)
     values["mouth_before"], values["mouth_after"] = mouth_distances(neutral, landmarks, real)
     values["closed_share"] = (1.0 - values["mouth_after"] / values["mouth_before"]
                               if values["mouth_before"] > 0 else math.nan)

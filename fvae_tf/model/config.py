@@ -47,6 +47,7 @@ class FVAEConfig:
     global_affine: bool = False  # "residual" head on a per-image affine map (networks.py)
     global_lattice: int = 0  # "residual" head on an N x N lattice's smooth field; 0: none
     flow_supervision: float = 0.0  # weight of EPE on the flow labels (truth or teacher); 0: off
+    landmark_supervision: float = 0.0  # weight of the flow's error at the landmarks; 0: off
     analogy_share: float = 0.0  # share of each batch decoded from Algorithm 1's latent (analogy.py)
     mask_label_quantile: float = 0.0  # eq. 7's Z per image: this quantile of the error; 0: fixed Z
     mask_label_distance: str = "l1"  # eq. 7's distance: "l1" (paper), "census", "l1*census"...
@@ -58,6 +59,7 @@ class FVAEConfig:
     learning_rate: float = 2e-4  # Adam (paper value lost)
     adam_beta1: float = 0.5  # Adam beta1 (paper value lost)
     lr_schedule: str = "constant"  # "constant" | "cosine": decay to 1/20 over num_steps
+    weight_averaging: float = 0.0  # momentum of the weights' moving average, kept; 0: off
     batch_size: int = 64  # mini-batch (paper value lost)
     clip_value: float = 1.0  # gradient clipping by value (paper value lost)
     num_steps: int = 100_000  # upper bound; early stopping usually ends sooner
@@ -159,6 +161,12 @@ def get_config(name: str, **overrides) -> FVAEConfig:
     if config.census_contrast < 0:
         raise ValueError(f"census_contrast must be at least 0 (0: off), "
                          f"got {config.census_contrast}")
+    if not 0 <= config.weight_averaging < 1:
+        raise ValueError(f"weight_averaging must be in [0, 1) (0: off), "
+                         f"got {config.weight_averaging}")
+    if config.landmark_supervision < 0:
+        raise ValueError(f"landmark_supervision must be at least 0 (0: off), "
+                         f"got {config.landmark_supervision}")
     if config.geometric_jitter < 0:
         raise ValueError(f"geometric_jitter must be at least 0 (0: none), "
                          f"got {config.geometric_jitter}")

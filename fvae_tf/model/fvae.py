@@ -89,6 +89,8 @@ class _PairAutoencoder(keras.Model):
                                           self.config.beta, self.config.flow_weight)
         if "supervision" in terms:
             terms["loss"] += self.config.flow_supervision * terms["supervision"]
+        if "landmarks" in terms:
+            terms["loss"] += self.config.landmark_supervision * terms["landmarks"]
         return terms, out
 
     def reconstruction_loss(self, batch, out: FlowOutput) -> tf.Tensor:
@@ -121,10 +123,13 @@ class FVAE(_PairAutoencoder):
                                           self.config.census_contrast)
 
     def extra_losses(self, batch, out: FlowOutput) -> dict:
-        """L_flow (eq. 6) and, opted in with `config.flow_supervision`, the non-paper
-        term "supervision" (`losses.flow_supervision`) against the batch's flow
-        labels: "gt_coords" and "gt_visibility" (synthetic data), else
-        "teacher_coords" and "teacher_visibility" (a dataset with a teacher flow).
+        """L_flow (eq. 6) and, opted in, two non-paper terms: with
+        `config.flow_supervision`, "supervision" (`losses.flow_supervision`)
+        against the batch's flow labels: "gt_coords" and "gt_visibility"
+        (synthetic data), else "teacher_coords" and "teacher_visibility" (a
+        dataset with a teacher flow); with `config.landmark_supervision`,
+        "landmarks" (`losses.landmark_supervision`) at the batch's
+        "target_landmarks" and "source_landmarks".
 
         With `config.global_affine` or `global_lattice`, L_flow sees the field
         without its global motion: first differences of a scaling are not zero,
@@ -139,6 +144,9 @@ class FVAE(_PairAutoencoder):
         if self.config.flow_supervision > 0 and labels:
             terms["supervision"] = losses.flow_supervision(
                 out.coords, batch[f"{labels[0]}_coords"], batch[f"{labels[0]}_visibility"])
+        if self.config.landmark_supervision > 0 and "target_landmarks" in batch:
+            terms["landmarks"] = losses.landmark_supervision(
+                out.coords, batch["target_landmarks"], batch["source_landmarks"])
         return terms
 
     def decode_flow(self, z: tf.Tensor, source: tf.Tensor) -> tf.Tensor:

@@ -242,6 +242,27 @@ def flow_supervision(coords: tf.Tensor, gt_coords: tf.Tensor,
     return tf.reduce_mean(tf.reduce_sum(error * visibility[..., 0], axis=[1, 2]))
 
 
+def landmark_supervision(coords: tf.Tensor, target_landmarks: tf.Tensor,
+                         source_landmarks: tf.Tensor) -> tf.Tensor:
+    """Not in the paper: the flow's error at the target's landmarks, in pixels.
+
+    The field read at each target landmark (bilinearly) should be the same
+    landmark of the source, since coords map target pixels to source
+    positions: sum over the landmarks of ||coords(t_k) - s_k|| (pixel units,
+    x by W/2 and y by H/2), batch mean. Sparse labels that every photo with
+    dlib landmarks carries (e.g. the London set's 68 points).
+
+    Args:
+      coords: [B, H, W, 2] normalized (x, y) sampling coordinates.
+      target_landmarks, source_landmarks: [B, K, 2] normalized (x, y).
+    """
+    height, width = coords.shape[1], coords.shape[2]
+    scale = tf.constant([width / 2.0, height / 2.0], coords.dtype)
+    at_target = sampler.bilinear_sample(coords, tf.cast(target_landmarks, coords.dtype)[:, :, None])
+    error = _safe_norm((at_target[:, :, 0] - tf.cast(source_landmarks, coords.dtype)) * scale)
+    return tf.reduce_mean(tf.reduce_sum(error, axis=1))
+
+
 def kl_divergence(mu: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
     """L_KL (eq. 3): KL(N(mu, exp(log_var)) || N(0, I)), [B, latent] each."""
     terms = 1.0 + log_var - tf.square(mu) - tf.exp(log_var)

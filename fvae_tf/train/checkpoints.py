@@ -38,7 +38,8 @@ ARCHITECTURE_FIELDS = ("image_size", "bottleneck_size", "base_channels", "latent
                        "vae_decoder")
 # What the mask stage takes from its own settings; the rest comes from the FVAE run.
 MASK_FIELDS = ("mask_label_norm", "mask_label_quantile", "mask_label_distance", "mask_frame",
-               "learning_rate", "lr_schedule", "adam_beta1", "batch_size", "clip_value",
+               "learning_rate", "lr_schedule", "weight_averaging", "adam_beta1", "batch_size",
+               "clip_value",
                "num_steps", "eval_every", "patience", "seed")
 
 
@@ -195,6 +196,9 @@ def check_compatible(run_dir: pathlib.Path, kind: ModelKind, config: FVAEConfig,
                      what: str) -> None:
     """Raises CheckpointError unless `run_dir` trained a `kind` model of `config`'s architecture.
 
+    A run resumed ("workdir") must also keep weight averaging on or off: its
+    checkpoints hold the average's variables only when it is on.
+
     Args:
       what: the setting that named `run_dir` (e.g. "workdir", "init_from").
     """
@@ -207,6 +211,12 @@ def check_compatible(run_dir: pathlib.Path, kind: ModelKind, config: FVAEConfig,
     if differences:
         raise CheckpointError(f"{{{what}}} {run_dir} was trained with {', '.join(differences)}; "
                               f"use the same architecture settings or another {{{what}}}", [what])
+    if what == "workdir" and (stored.weight_averaging > 0) != (config.weight_averaging > 0):
+        raise CheckpointError(f"{{workdir}} {run_dir} was trained with {{weight_averaging}} "
+                              f"{stored.weight_averaging} (this run: {config.weight_averaging}); "
+                              "resume it with weight averaging "
+                              f"{'on' if stored.weight_averaging else 'off'} or use another "
+                              "{workdir}", ["workdir", "weight_averaging"])
 
 
 def mask_config(fvae_dir: str | os.PathLike, config: FVAEConfig) -> FVAEConfig:

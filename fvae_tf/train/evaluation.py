@@ -41,12 +41,14 @@ def val_batches(dataset_dir: str | os.PathLike, batch_size: int) -> tf.data.Data
 
 def model_inputs(batch: dict) -> dict:
     """The features a model reads from a pipeline batch: the pair, its expression
-    ids (for the opt-in `FVAEConfig.analogy_share`) and, where the dataset has
-    them, its flow labels (the synthetic ground truth, a teacher flow) for the
+    ids (for the opt-in `FVAEConfig.analogy_share`), its landmarks (for the
+    opt-in `FVAEConfig.landmark_supervision`) and, where the dataset has them,
+    its flow labels (the synthetic ground truth, a teacher flow) for the
     opt-in `FVAEConfig.flow_supervision` term."""
     flow_labels = tuple(f"{prefix}_{field}" for prefix in records.FLOW_LABELS
                         for field in ("coords", "visibility"))
-    keys = ("source", "target", "source_expression", "target_expression") + flow_labels
+    keys = ("source", "target", "source_expression", "target_expression",
+            "source_landmarks", "target_landmarks") + flow_labels
     return {key: batch[key] for key in keys if key in batch}
 
 

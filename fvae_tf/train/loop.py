@@ -12,7 +12,9 @@ It writes a run directory (layout: `fvae_tf.train.checkpoints`): checkpoints of
 the latest state (model, optimizer, `RunState`, sampling-noise state) and of
 the best one, TensorBoard summaries, held-out metrics of the best weights and,
 for the FVAE and the VAE, the latent statistics Algorithm 1 needs
-(`latent_stats`).
+(`latent_stats`). With `config.weight_averaging` every evaluation, and so the
+best checkpoint, uses the moving average of the weights (`weight_average`);
+the latest checkpoint keeps the last step's own weights and the average.
 
 Determinism: weights start from `config.seed`; epoch e reads the training
 pairs in `input_pipeline.make_dataset`'s order for a seed derived from
@@ -21,6 +23,7 @@ of checkpointing tf.data buffers; the reparameterisation noise's seed state is
 checkpointed. A run killed and resumed ends with an uninterrupted run's weights.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -43,6 +46,7 @@ from fvae_tf.train.checkpoints import (MASK_SUBDIR, METRICS, ModelKind, best_che
                                        restore_weights, save_flags, write_run_config)
 from fvae_tf.train.run_state import RunState
 from fvae_tf.train.step import is_chief, make_optimizer, make_train_step
+from fvae_tf.train.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +235,12 @@ class _Run:
         self.steps_per_epoch = check_settings(config, dataset_dir)
         with strategy.scope():
             self.optimizer = make_optimizer(config, model.trainable_variables)
+            self.average = (WeightAverage(model.trainable_variables, config.weight_averaging)
+                            if config.weight_averaging > 0 else None)
         self.state = RunState()
         tracked = dict(model=model, optimizer=self.optimizer, **self.state.trackables())
+        if self.average is not None:
+            tracked["weight_average"] = self.average
         if hasattr(model, "noise_seed"):
             tracked["noise"] = model.noise_seed.state
         self.checkpoint = tf.train.Checkpoint(**tracked)
@@ -245,7 +253,7 @@ class _Run:
         self.best = tf.train.CheckpointManager(self.checkpoint, save_root / "best", 1)
         self.writer = (tf.summary.create_file_writer(str(workdir / "summaries")) if self.chief
                        else tf.summary.create_noop_writer())
-        self.train_step = make_train_step(strategy, model, self.optimizer)
+        self.train_step = make_train_step(strategy, model, self.optimizer, self.average)
         self.eval_step = evaluation.make_eval_step(model)
         self.val_data = evaluation.val_batches(dataset_dir, config.batch_size)
 
@@ -315,17 +323,21 @@ class _Run:
             "{learning_rate} or {clip_value}", ["learning_rate", "clip_value"])
 
     def _evaluate_and_save(self, step: int) -> None:
+        """Evaluates (with `config.weight_averaging`, the averaged weights, which the best
+        checkpoint then keeps) and saves; `latest` keeps the training weights to resume."""
         state = self.state
-        values = self.evaluate(self.eval_step, self.val_data)
-        summaries.write_scalars("val", values, step)
-        summaries.write_grid("val/examples",
-                             evaluation.example_grid(self.eval_step, self.val_data), step)
-        loss = values["loss"]
-        if not math.isfinite(loss):
-            self._diverged(step, {"val_loss": loss})
-        improved = state.record_evaluation(step, loss)
-        if improved:
-            self.best.save(checkpoint_number=step)
+        averaged = self.average is not None
+        with self.average.swapped_in() if averaged else contextlib.nullcontext():
+            values = self.evaluate(self.eval_step, self.val_data)
+            summaries.write_scalars("val", values, step)
+            summaries.write_grid("val/examples",
+                                 evaluation.example_grid(self.eval_step, self.val_data), step)
+            loss = values["loss"]
+            if not math.isfinite(loss):
+                self._diverged(step, {"val_loss": loss})
+            improved = state.record_evaluation(step, loss)
+            if improved:
+                self.best.save(checkpoint_number=step)
         self.latest.save(checkpoint_number=step)
         log.info("%s: eval at step %d: val loss %.4g (best %.4g at step %d)%s", self.workdir,
                  step, loss, float(state.best_val), int(state.best_step),

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from fvae_tf.model.config import FVAEConfig
 from fvae_tf.model.fvae import ConfidenceModel
+from fvae_tf.train.weight_average import WeightAverage
 
 
 class StrategyKind(str, enum.Enum):
@@ -104,11 +105,13 @@ def forward(model: keras.Model, batch: dict, training: bool) -> tuple[dict, dict
 
 
 def make_train_step(strategy: tf.distribute.Strategy, model: keras.Model,
-                    optimizer: keras.optimizers.Optimizer):
+                    optimizer: keras.optimizers.Optimizer,
+                    average: WeightAverage | None = None):
     """A tf.function: distributed batch -> loss terms averaged over the replicas.
 
-    It updates `model`'s trainable variables (for the mask stage, M's only).
-    With the model's `config.jit_compile` the step is compiled with XLA.
+    It updates `model`'s trainable variables (for the mask stage, M's only)
+    and then, if given, their moving `average`. With the model's
+    `config.jit_compile` the step is compiled with XLA.
     """
     variables = model.trainable_variables
     config = model.fvae.config if isinstance(model, ConfidenceModel) else model.config
@@ -124,6 +127,8 @@ def make_train_step(strategy: tf.distribute.Strategy, model: keras.Model,
     @tf.function(jit_compile=config.jit_compile)
     def train_step(batch):
         terms = strategy.run(replica_step, args=(batch,))
+        if average is not None:
+            average.update()
         return {name: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
                 for name, value in terms.items()}
 
