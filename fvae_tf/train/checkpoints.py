@@ -39,8 +39,7 @@ ARCHITECTURE_FIELDS = ("image_size", "bottleneck_size", "base_channels", "latent
 # What the mask stage takes from its own settings; the rest comes from the FVAE run.
 MASK_FIELDS = ("mask_label_norm", "mask_label_quantile", "mask_label_distance", "mask_frame",
                "learning_rate", "lr_schedule", "weight_averaging", "adam_beta1", "batch_size",
-               "clip_value",
-               "num_steps", "eval_every", "patience", "seed")
+               "clip_value", "num_steps", "eval_every", "patience", "seed")
 
 
 class ModelKind(str, enum.Enum):
