@@ -22,6 +22,15 @@ def _safe_norm(vectors: tf.Tensor) -> tf.Tensor:
     return tf.where(nonzero, root, tf.zeros_like(root))
 
 
+def _pixel_distance(a: tf.Tensor, b: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """||a - b|| in pixels of a height x width image, for normalized (x, y) points [..., 2].
+
+    x spans W/2 pixels per normalized unit and y H/2; `b` is cast to `a`'s dtype.
+    """
+    scale = tf.constant([width / 2.0, height / 2.0], a.dtype)
+    return _safe_norm((a - tf.cast(b, a.dtype)) * scale)
+
+
 def reconstruction_l1(target: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
     """L_rec: L1 distance between `x_t` and `x_hat`, [B, H, W, C] each."""
     return tf.reduce_mean(tf.reduce_sum(tf.abs(target - output), axis=[1, 2, 3]))
@@ -236,9 +245,7 @@ def flow_supervision(coords: tf.Tensor, gt_coords: tf.Tensor,
       coords, gt_coords: [B, H, W, 2] normalized (x, y).
       visibility: [B, H, W, 1], 1 where the target pixel is seen in the source.
     """
-    height, width = coords.shape[1], coords.shape[2]
-    scale = tf.constant([width / 2.0, height / 2.0], coords.dtype)
-    error = _safe_norm((coords - tf.cast(gt_coords, coords.dtype)) * scale)
+    error = _pixel_distance(coords, gt_coords, coords.shape[1], coords.shape[2])
     return tf.reduce_mean(tf.reduce_sum(error * visibility[..., 0], axis=[1, 2]))
 
 
@@ -256,10 +263,8 @@ def landmark_supervision(coords: tf.Tensor, target_landmarks: tf.Tensor,
       coords: [B, H, W, 2] normalized (x, y) sampling coordinates.
       target_landmarks, source_landmarks: [B, K, 2] normalized (x, y).
     """
-    height, width = coords.shape[1], coords.shape[2]
-    scale = tf.constant([width / 2.0, height / 2.0], coords.dtype)
     at_target = sampler.bilinear_sample(coords, tf.cast(target_landmarks, coords.dtype)[:, :, None])
-    error = _safe_norm((at_target[:, :, 0] - tf.cast(source_landmarks, coords.dtype)) * scale)
+    error = _pixel_distance(at_target[:, :, 0], source_landmarks, coords.shape[1], coords.shape[2])
     return tf.reduce_mean(tf.reduce_sum(error, axis=1))
 
 
