@@ -46,10 +46,9 @@ class WeightAverage(tf.Module):
 
     def averaged(self) -> list[tf.Tensor]:
         """The debiased averages a_t / (1 - m^t); the weights themselves before any step."""
-        count = tf.cast(self.count, tf.float32)
         if int(self.count) == 0:
             return [tf.identity(v) for v in self.variables_averaged]
-        debias = 1.0 - tf.pow(tf.constant(self.momentum, tf.float32), count)
+        debias = 1.0 - self.momentum ** int(self.count)
         return [shadow / debias for shadow in self.shadows]
 
     @contextlib.contextmanager
