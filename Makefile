@@ -26,11 +26,12 @@ DEMO := runs/demo
 # to the 15-minute budget on a slow half hour of 2 shared cores.
 DEMO_IDENTITIES := 60
 # The mask at 300 steps: 500 gave ROC AUC 0.964 against 0.960 and FVAE with confidence
-# 27.63 against 27.57 dB on the test split, and took 56 s longer in one make demo (README).
+# 27.63 against 27.57 dB on the 20-person demo's test split, and took 56 s longer in one
+# make demo (README).
 DEMO_MASK_STEPS := 300
 # The two VAE baselines keep 1500 steps (the demo preset's FVAE takes 2500): at 2500
 # they add about 3 minutes and push `make demo` past its 15-minute budget on 2 cores,
-# for 0.1-0.3 dB that changes none of the comparisons (README, "Measured on the test split").
+# for 0.1-0.3 dB that changed none of the comparisons on the 20-person demo (README).
 DEMO_VAE_STEPS := 1500
 # $(call timed,STAGE,COMMAND): runs COMMAND (no commas in it) and records its time.
 timed = mkdir -p $(DEMO)/timings && start=$$(date +%s) && $(2) && \
