@@ -13,6 +13,15 @@ For each photo P it writes into --output_dir:
 and prints the two upsamplings' sharpness relative to the source. A photo
 that fails (unreadable, no face, several faces) is reported and skipped; the
 exit status is then non-zero. The logic is in `fvae_tf.edit.photo`.
+
+With --fit_direction_on=DATASET_DIR (not in the paper; README: values the paper
+lost) Algorithm 1's direction is first refined on that dataset's training
+pairs so that the edit carries their landmarks onto the real expression's
+(`fvae_tf.edit.direction_fit`), and the edit is the change the direction
+makes to the face's own field, averaged with the mirrored face's:
+
+    python -m experiments.edit --checkpoint_dir runs/london --input me.jpg \
+        --to smile --fit_direction_on runs/london_data --output_dir edits
 """
 
 import sys
@@ -21,7 +30,8 @@ from absl import app, flags
 
 from experiments import photo_flags
 from fvae_tf import errors
-from fvae_tf.edit import editing, photo
+from fvae_tf import progress
+from fvae_tf.edit import direction_fit, editing, photo
 from fvae_tf.expressions import expression_id
 
 INPUT = flags.DEFINE_multi_string("input", None, "Photos or folders of photos.", required=True)
@@ -30,6 +40,28 @@ FROM = flags.DEFINE_string("from", "neutral", "Source expression of the photos."
 STRENGTH = flags.DEFINE_float("strength", 1.0, "Factor of the last step: <1 subtler, >1 "
                               "exaggerated, <0 the opposite way.")
 STEPS = flags.DEFINE_integer("steps", 5, "Factors from 0 to --strength.", lower_bound=1)
+FIT_DIRECTION_ON = flags.DEFINE_string(
+    "fit_direction_on", None, "A dataset (data_prep.build_dataset) of the model's crop size: "
+    "refine the direction on its training pairs' landmarks and edit with the residual, "
+    "mirrored rule (not in the paper). Unset: Algorithm 1 as the paper has it.")
+
+
+def fitted(model: editing.EditingModel, dataset_dir: str, source: str, target: str,
+           initial) -> tuple:
+    """(direction, rule) fitted on `dataset_dir`'s training pairs, with progress lines."""
+    sources, source_landmarks, target_landmarks = direction_fit.training_pairs(
+        dataset_dir, source, target)
+    if sources.shape[1] != model.fvae.config.image_size:
+        sys.exit(f"error: --fit_direction_on={dataset_dir}: its crops are {sources.shape[1]} px, "
+                 f"the model's {model.fvae.config.image_size} px; build the dataset at the "
+                 f"model's size")
+    rule = editing.EditRule(residual=True, mirror=True)
+    bar = progress.Progress(f"fitting the {source}->{target} direction on {len(sources)} pairs",
+                            total=direction_fit.DEFAULT_STEPS, unit="step")
+    direction = direction_fit.fit_direction(
+        model.fvae, sources, source_landmarks, target_landmarks, initial, rule,
+        progress=lambda step, landmark: bar.update(step, f"landmark error {landmark:.1f} px"))
+    return direction, rule
 
 
 def main(argv: list[str]) -> None:
@@ -44,7 +76,9 @@ def main(argv: list[str]) -> None:
     try:
         paths = photo.photo_paths(inputs)
         model = editing.load_editing_model(checkpoint_dir)
-        direction = model.stats.direction(source, target)
+        direction, rule = model.stats.direction(source, target), editing.EditRule()
+        if FIT_DIRECTION_ON.value:
+            direction, rule = fitted(model, FIT_DIRECTION_ON.value, source, target, direction)
     except errors.ActionableError as e:
         sys.exit(f"error: {e.describe('--{}')}")
     except ValueError as e:
@@ -54,7 +88,7 @@ def main(argv: list[str]) -> None:
     for done in photo.edit_photos(model.fvae, direction, target, paths,
                                   editing.edit_factors(STRENGTH.value, STEPS.value),
                                   photo_flags.OUTPUT_DIR.value, photo_flags.HR_SIZE.value,
-                                  photo_flags.detection()):
+                                  photo_flags.detection(), rule):
         if done.error is not None:
             print(f"error: {done.error.describe('--{}')}", file=sys.stderr)
             failed += 1

@@ -60,6 +60,23 @@ def test_edit_package_photos(run_dir, package_photos, tmp_path):
     assert not list(out.glob(".*"))  # no temporary files left
 
 
+def test_edit_with_a_direction_fitted_on_a_dataset(run_dir, tiny_dataset, package_photos,
+                                                   tmp_path):
+    out = tmp_path / "out"
+    photo = package_photos[0]
+    result = run_experiment("edit", f"--checkpoint_dir={run_dir}", f"--input={photo}",
+                            "--to=smile", "--steps=3", f"--output_dir={out}",
+                            f"--fit_direction_on={tiny_dataset[0]}")
+    assert result.returncode == 0, result.stderr
+    assert "fitting the neutral->smile direction on 4 pairs 300/300" in result.stderr
+    _assert_edit_outputs(out, photo, steps=3)
+    fails_cleanly(run_experiment("edit", f"--checkpoint_dir={run_dir}", f"--input={photo}",
+                                 "--to=smile", f"--output_dir={tmp_path / 'other'}",
+                                 f"--fit_direction_on={tmp_path / 'no_dataset'}"),
+                  "no_dataset", "error: ")
+    assert not (tmp_path / "other").exists()
+
+
 def test_edit_a_folder_of_london_faces(run_dir, london_dir, tmp_path):
     folder = tmp_path / "faces"
     folder.mkdir()

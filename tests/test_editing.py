@@ -47,6 +47,44 @@ def test_latents_move_along_the_direction_with_any_factor(models):
         np.testing.assert_allclose(latents[k], z + f * direction, atol=1e-6)
 
 
+def test_residual_rule_subtracts_the_sources_own_field(models):
+    # Residual: D(z_s + f d) - D(z_s) + identity, so factor 0 returns the source itself.
+    fvae, _ = models
+    faces = random_faces(2, seed=3)
+    direction = _direction(fvae.config.latent_dim)
+    rule = editing.EditRule(residual=True)
+    result = editing.edit(fvae, faces, direction, [0.0, 1.5], rule)
+    np.testing.assert_allclose(result.warped[0], faces, atol=1e-5)
+    plain = editing.edit(fvae, faces, direction, [0.0, 1.5])
+    identity = sampler.identity_grid(64, 64).numpy()
+    np.testing.assert_allclose(result.coords[1], plain.coords[1] - plain.coords[0] + identity,
+                               atol=1e-5)
+    assert np.abs(result.coords[1] - plain.coords[1]).max() > 1e-3  # the model's own field counts
+
+
+def test_mirror_rule_is_mirror_equivariant(models):
+    # Mirroring averages a source's field with its mirror image's, mirrored back
+    # (x negated): editing the mirrored photo gives the mirrored edit exactly,
+    # which neither orientation alone does.
+    fvae, _ = models
+    faces = random_faces(2, seed=5)
+    mirrored = faces[:, :, ::-1]
+    direction = _direction(fvae.config.latent_dim)
+
+    def flipped(coords):
+        return coords[..., ::-1, :] * np.array([-1.0, 1.0], np.float32)
+
+    for rule in (editing.EditRule(mirror=True), editing.EditRule(residual=True, mirror=True)):
+        coords = editing.edit(fvae, faces, direction, [1.0], rule).coords.numpy()
+        of_mirrored = editing.edit(fvae, mirrored, direction, [1.0], rule).coords.numpy()
+        np.testing.assert_allclose(of_mirrored, flipped(coords), atol=1e-5)
+    plain = editing.edit(fvae, faces, direction, [1.0]).coords.numpy()
+    plain_mirrored = editing.edit(fvae, mirrored, direction, [1.0]).coords.numpy()
+    assert np.abs(plain_mirrored - flipped(plain)).max() > 1e-3
+    mirror = editing.edit(fvae, faces, direction, [1.0], editing.EditRule(mirror=True))
+    np.testing.assert_allclose(mirror.coords, 0.5 * (plain + flipped(plain_mirrored)), atol=1e-5)
+
+
 def test_edit_factors():
     np.testing.assert_allclose(editing.edit_factors(1.0, 5), [0, 0.25, 0.5, 0.75, 1.0])
     np.testing.assert_allclose(editing.edit_factors(-0.5, 3), [0, -0.25, -0.5])

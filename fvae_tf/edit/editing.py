@@ -6,6 +6,13 @@ comes from the training images' latent means saved with the checkpoint
 `z_k = z_s + f_k * d`, and each step's output is `S(x_s, D(z_k, x_s))`.
 Factors below 0 subdue the expression, above 1 exaggerate it.
 
+Not in the paper (`EditRule`, README: values the paper lost): the field may be
+the change the direction makes, `D(z_k, x_s) - D(z_s, x_s) + identity`
+(factor 0 then returns the source itself, not its reconstruction), and may be
+averaged with the mirrored source's field mirrored back (a symmetric face
+gets a symmetric edit). The direction itself may be fitted to the training
+people's landmarks (`fvae_tf.edit.direction_fit`).
+
 "With confidence" (paper 3.2, Table 1): several photos of one person are
 each warped toward the same latent and blended per pixel by their
 normalized confidences `M(x_n, z)`, so a region one photo lacks (teeth
@@ -47,13 +54,20 @@ class EditingModel(NamedTuple):
     stats: LatentStats
 
 
+class EditRule(NamedTuple):
+    """How Algorithm 1's latents become fields; the defaults are the paper's reading."""
+
+    residual: bool = False  # D(z_k, x_s) - D(z_s, x_s) + identity instead of D(z_k, x_s)
+    mirror: bool = False  # average with the mirrored source's field, mirrored back
+
+
 class Edit(NamedTuple):
     """Algorithm 1's outputs for K factors and B sources."""
 
     factors: np.ndarray  # [K]
     latents: tf.Tensor  # [K, B, latent], z_k = z_s + f_k * d
-    coords: tf.Tensor  # [K, B, H, W, 2], D(z_k, x_s)
-    warped: tf.Tensor  # [K, B, H, W, 3], S(x_s, D(z_k, x_s))
+    coords: tf.Tensor  # [K, B, H, W, 2], D(z_k, x_s) (or as `EditRule` says)
+    warped: tf.Tensor  # [K, B, H, W, 3], S(x_s, coords)
 
 
 class Blend(NamedTuple):
@@ -113,36 +127,77 @@ def edit_factors(strength: float, steps: int) -> np.ndarray:
     return (strength * np.arange(steps) / (steps - 1)).astype(np.float32)
 
 
-def edit_latents(z_source: tf.Tensor, direction: np.ndarray, factors: np.ndarray) -> tf.Tensor:
+def edit_latents(z_source: tf.Tensor, direction: np.ndarray | tf.Tensor,
+                 factors: np.ndarray) -> tf.Tensor:
     """`z_k = z_s + f_k * d`: [B, latent], [latent], [K] -> [K, B, latent]."""
     z_source = tf.convert_to_tensor(z_source, tf.float32)
     factors = tf.constant(factors, tf.float32)[:, None, None]
-    return z_source[None] + factors * tf.constant(direction, tf.float32)
+    return z_source[None] + factors * tf.convert_to_tensor(direction, tf.float32)
+
+
+def _fields(fvae: FVAE, sources: tf.Tensor, direction: np.ndarray | tf.Tensor,
+            factors: np.ndarray, residual: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Latents [K, B, latent] and fields [K, B, H, W, 2] of one orientation."""
+    z_source = fvae.encode(sources)
+    latents = edit_latents(z_source, direction, factors)
+    num_factors, batch = latents.shape[0], sources.shape[0]
+    tiled = tf.tile(sources, [num_factors, 1, 1, 1])  # row k * B + b is source b
+    coords = fvae.decode_flow(tf.reshape(latents, [num_factors * batch, -1]), tiled)
+    coords = tf.reshape(coords, [num_factors, batch, *coords.shape[1:]])
+    if residual:
+        reconstruction = fvae.decode_flow(z_source, sources)
+        identity = sampler.identity_grid(*sources.shape[1:3])
+        coords = coords - (reconstruction - identity)[None]
+    return latents, coords
+
+
+def edit_fields(fvae: FVAE, sources: tf.Tensor, direction: np.ndarray | tf.Tensor,
+                factors: Sequence[float], rule: EditRule = EditRule()
+                ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Algorithm 1's latents and fields for a batch of sources (differentiable in d).
+
+    Args:
+      fvae: a trained FVAE.
+      sources: [B, H, W, 3] aligned faces at the model's resolution.
+      direction: [latent], e.g. `LatentStats.direction(source, target)`.
+      factors: K scalars.
+      rule: `EditRule`; mirroring mirrors the source, encodes it, moves its
+        latent along the same d and mirrors the field back (x negated).
+
+    Returns:
+      (latents [K, B, latent] of the sources as given, coords [K, B, H, W, 2]).
+    """
+    sources = tf.convert_to_tensor(sources, tf.float32)
+    factors = np.asarray(factors, np.float32)
+    latents, coords = _fields(fvae, sources, direction, factors, rule.residual)
+    if rule.mirror:
+        _, mirrored = _fields(fvae, sources[:, :, ::-1], direction, factors, rule.residual)
+        coords = 0.5 * (coords + mirrored[:, :, :, ::-1] * [-1.0, 1.0])
+    return latents, coords
 
 
 def edit(fvae: FVAE, sources: tf.Tensor, direction: np.ndarray,
-         factors: Sequence[float]) -> Edit:
+         factors: Sequence[float], rule: EditRule = EditRule()) -> Edit:
     """Algorithm 1 for a batch of sources.
 
     Args:
       fvae: a trained FVAE.
       sources: [B, H, W, 3] aligned faces at the model's resolution.
       direction: [latent], e.g. `LatentStats.direction(source, target)`.
-      factors: K scalars; 0 reproduces the source's own reconstruction.
+      factors: K scalars; 0 reproduces the source's own reconstruction (the
+        source itself under a residual rule).
+      rule: `EditRule` (default: the paper's).
 
     Returns:
       The latents, fields and warped images for every factor.
     """
     sources = tf.convert_to_tensor(sources, tf.float32)
-    factors = np.asarray(factors, np.float32)
-    latents = edit_latents(fvae.encode(sources), direction, factors)
-    num_factors, batch = latents.shape[0], sources.shape[0]
-    tiled = tf.tile(sources, [num_factors, 1, 1, 1])  # row k * B + b is source b
-    coords = fvae.decode_flow(tf.reshape(latents, [num_factors * batch, -1]), tiled)
-    warped = sampler.bilinear_sample(tiled, coords)
-    warped = tf.reshape(warped, [num_factors, batch, *sources.shape[1:]])
-    coords = tf.reshape(coords, [num_factors, batch, *coords.shape[1:]])
-    return Edit(factors, latents, coords, warped)
+    latents, coords = edit_fields(fvae, sources, direction, factors, rule)
+    num_factors = latents.shape[0]
+    flat = tf.reshape(coords, [-1, *coords.shape[2:]])
+    warped = sampler.bilinear_sample(tf.tile(sources, [num_factors, 1, 1, 1]), flat)
+    warped = tf.reshape(warped, [num_factors, -1, *sources.shape[1:]])
+    return Edit(np.asarray(factors, np.float32), latents, coords, warped)
 
 
 def normalized_weights(confidence: tf.Tensor, prior: tf.Tensor | None = None) -> tf.Tensor:

@@ -130,7 +130,8 @@ class PhotoEdit:
 
 
 def edit_aligned(fvae: FVAE, photo: np.ndarray, face: alignment.AlignedFace,
-                 direction: np.ndarray, factors: Sequence[float]) -> PhotoEdit:
+                 direction: np.ndarray, factors: Sequence[float],
+                 rule: editing.EditRule = editing.EditRule()) -> PhotoEdit:
     """Edits an aligned face with Algorithm 1 and pastes each step back into its photo.
 
     Args:
@@ -140,13 +141,14 @@ def edit_aligned(fvae: FVAE, photo: np.ndarray, face: alignment.AlignedFace,
         high-resolution crop makes the flow-upsampling pictures and the blend mask.
       direction: [latent].
       factors: K scalars; the last one makes `photo`.
+      rule: `editing.EditRule` (default: the paper's).
 
     Returns:
       The edited photo, the frames of every step and the pictures' material.
     """
     source = editing.to_float(face.crop)[None]
     source_hr = editing.to_float(face.crop_hr)[None]
-    result = editing.edit(fvae, source, direction, factors)
+    result = editing.edit(fvae, source, direction, factors, rule)
     coords = result.coords[:, 0]
     mask = paste_back.face_mask(face.landmarks_aligned, face.crop_hr.shape[0])
     region = paste_back.face_region(face.transform, mask, photo.shape)
@@ -214,7 +216,8 @@ class EditedPhoto:
 
 def edit_photos(fvae: FVAE, direction: np.ndarray, target: str, paths: Sequence[pathlib.Path],
                 factors: Sequence[float], output_dir: str | os.PathLike, hr_size: int = 256,
-                detection: FaceDetection = FaceDetection()) -> Iterator[EditedPhoto]:
+                detection: FaceDetection = FaceDetection(),
+                rule: editing.EditRule = editing.EditRule()) -> Iterator[EditedPhoto]:
     """Edits each photo along `direction`; writes `write_edit`'s pictures.
 
     A photo that fails (unreadable, no face, several faces) is reported and
@@ -229,6 +232,7 @@ def edit_photos(fvae: FVAE, direction: np.ndarray, target: str, paths: Sequence[
       output_dir: where the pictures go.
       hr_size: side of the aligned high-resolution crop (flow pictures, blend mask).
       detection: how faces are found.
+      rule: `editing.EditRule` (default: the paper's).
 
     Yields:
       One `EditedPhoto` per path, in order, once its pictures are written.
@@ -239,7 +243,7 @@ def edit_photos(fvae: FVAE, direction: np.ndarray, target: str, paths: Sequence[
         except PhotoError as e:
             yield EditedPhoto(path, error=e)
             continue
-        result = edit_aligned(fvae, photo, face, direction, factors)
+        result = edit_aligned(fvae, photo, face, direction, factors, rule)
         stem = pathlib.Path(output_dir) / f"{path.stem}_{target}"
         write_edit(result, stem, target)
         yield EditedPhoto(path, stem, result)
