@@ -42,7 +42,7 @@ import dlib
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import metrics, viz
+from fvae_tf import metrics, progress, viz
 from fvae_tf.data import alignment
 from fvae_tf.edit import direction_fit, editing, upsampling
 from fvae_tf.eval import baselines, table1
@@ -157,9 +157,12 @@ def fitted_direction(models: Models, train: Pairs | None) -> np.ndarray | None:
     if models.fvae_stats is None or train is None or not len(_smiles(train)):
         return None
     train = _smiles(train)
-    return direction_fit.fit_direction(models.fvae, train.source, train.source_landmarks,
-                                       train.target_landmarks,
-                                       models.fvae_stats.direction("neutral", "smile"))
+    report = progress.Progress(f"fitting the neutral->smile direction on {len(train)} pairs",
+                               direction_fit.DEFAULT_STEPS, "step")
+    return direction_fit.fit_direction(
+        models.fvae, train.source, train.source_landmarks, train.target_landmarks,
+        models.fvae_stats.direction("neutral", "smile"),
+        progress=lambda step, error: report.update(step, f"landmark error {error:.1f} px"))
 
 
 def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None,
