@@ -30,7 +30,6 @@ from absl import app, flags
 
 from experiments import photo_flags
 from fvae_tf import errors
-from fvae_tf import progress
 from fvae_tf.edit import direction_fit, editing, photo
 from fvae_tf.expressions import expression_id
 
@@ -55,13 +54,10 @@ def fitted(model: editing.EditingModel, dataset_dir: str, source: str, target: s
         sys.exit(f"error: --fit_direction_on={dataset_dir}: its crops are {sources.shape[1]} px, "
                  f"the model's {model.fvae.config.image_size} px; build the dataset at the "
                  f"model's size")
-    rule = editing.EditRule(residual=True, mirror=True)
-    bar = progress.Progress(f"fitting the {source}->{target} direction on {len(sources)} pairs",
-                            total=direction_fit.DEFAULT_STEPS, unit="step")
     direction = direction_fit.fit_direction(
-        model.fvae, sources, source_landmarks, target_landmarks, initial, rule,
-        progress=lambda step, landmark: bar.update(step, f"landmark error {landmark:.1f} px"))
-    return direction, rule
+        model.fvae, sources, source_landmarks, target_landmarks, initial,
+        progress=direction_fit.progress_line(source, target, len(sources)))
+    return direction, direction_fit.FITTED_RULE
 
 
 def main(argv: list[str]) -> None:

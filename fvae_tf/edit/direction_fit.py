@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from fvae_tf import progress
 from fvae_tf.data import input_pipeline, records
 from fvae_tf.edit import editing
 from fvae_tf.expressions import expression_id
@@ -35,6 +36,8 @@ from fvae_tf.model import losses
 from fvae_tf.model.fvae import FVAE
 
 DEFAULT_STEPS = 300  # Adam steps at the default rate (README: values the paper lost)
+# The rule a fitted direction is fitted under and edits with.
+FITTED_RULE = editing.EditRule(residual=True, mirror=True)
 
 
 def fitting_loss(fvae: FVAE, sources: tf.Tensor, source_landmarks: tf.Tensor,
@@ -53,7 +56,7 @@ def fitting_loss(fvae: FVAE, sources: tf.Tensor, source_landmarks: tf.Tensor,
 
 def fit_direction(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
                   target_landmarks: np.ndarray, initial: np.ndarray,
-                  rule: editing.EditRule = editing.EditRule(residual=True, mirror=True),
+                  rule: editing.EditRule = FITTED_RULE,
                   steps: int = DEFAULT_STEPS, learning_rate: float = 0.02,
                   progress: Callable[[int, float], None] | None = None) -> np.ndarray:
     """Refines `initial` by Adam on `fitting_loss` over all the pairs at once.
@@ -91,6 +94,14 @@ def fit_direction(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
         if progress is not None:
             progress(i + 1, landmark)
     return direction.numpy()
+
+
+def progress_line(source: str, target: str, num_pairs: int,
+                  steps: int = DEFAULT_STEPS) -> Callable[[int, float], None]:
+    """A `fit_direction` progress callback: one `fvae_tf.progress` line with the error."""
+    report = progress.Progress(f"fitting the {source}->{target} direction on {num_pairs} pairs",
+                               steps, "step")
+    return lambda step, error: report.update(step, f"landmark error {error:.1f} px")
 
 
 def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str

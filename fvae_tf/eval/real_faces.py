@@ -42,7 +42,7 @@ import dlib
 import numpy as np
 import tensorflow as tf
 
-from fvae_tf import metrics, progress, viz
+from fvae_tf import metrics, viz
 from fvae_tf.data import alignment
 from fvae_tf.edit import direction_fit, editing, upsampling
 from fvae_tf.eval import baselines, table1
@@ -154,15 +154,15 @@ def _smiles(pairs: Pairs) -> Pairs:
 
 def fitted_direction(models: Models, train: Pairs | None) -> np.ndarray | None:
     """The direction fitted on the training neutral -> smile pairs; None without them."""
-    if models.fvae_stats is None or train is None or not len(_smiles(train)):
+    if models.fvae_stats is None or train is None:
         return None
     train = _smiles(train)
-    report = progress.Progress(f"fitting the neutral->smile direction on {len(train)} pairs",
-                               direction_fit.DEFAULT_STEPS, "step")
+    if not len(train):
+        return None
     return direction_fit.fit_direction(
         models.fvae, train.source, train.source_landmarks, train.target_landmarks,
         models.fvae_stats.direction("neutral", "smile"),
-        progress=lambda step, error: report.update(step, f"landmark error {error:.1f} px"))
+        progress=direction_fit.progress_line("neutral", "smile", len(train)))
 
 
 def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None,
@@ -176,7 +176,7 @@ def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None,
         fvae_edits[table1.FVAE] = (models.fvae_stats.direction("neutral", "smile"),
                                    editing.EditRule())
     if fitted is not None:
-        fvae_edits[FVAE_FITTED] = (fitted, editing.EditRule(residual=True, mirror=True))
+        fvae_edits[FVAE_FITTED] = (fitted, direction_fit.FITTED_RULE)
     for name, (direction, rule) in fvae_edits.items():
         edit = editing.edit(models.fvae, source, direction, [1.0], rule)
         low[name] = edit.warped.numpy()[0]
