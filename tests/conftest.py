@@ -25,6 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 from fvae_tf.data import color_transfer, records
+from fvae_tf.face_template import canonical_template
 from fvae_tf.model.config import get_config
 from fvae_tf.model.fvae import FVAE, ConfidenceModel
 from fvae_tf.warp import sampler
@@ -92,7 +93,8 @@ def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2)
     """A dataset directory: each identity has one image per expression in TINY_EXPRESSIONS.
 
     Every ordered pair of an identity's images is a pair; its ground-truth field
-    is the identity grid shifted by 0.05 * (target - source expression) in x and y.
+    is the identity grid shifted by 0.05 * (target - source expression) in x and y,
+    and the landmarks (the canonical face moved by -0.05 * expression) agree with it.
 
     Returns:
       {split: [(source uint8 colour-transferred to the target, target uint8,
@@ -110,7 +112,8 @@ def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2)
             for e in TINY_EXPRESSIONS:
                 image = _tiny_image(rng)
                 images.append(records.ImageRecord(
-                    crop=image, crop_hr=image, landmarks=np.zeros((68, 2)), expression=e,
+                    crop=image, crop_hr=image, landmarks=canonical_template() - 0.05 * e,
+                    expression=e,
                     identity=name, image_id=f"{name}/{e}"))
                 if split == "train":
                     out["images"][f"{name}/{e}"] = (image, e)

@@ -51,6 +51,20 @@ def test_fit_similarity_recovers_an_exact_similarity():
     np.testing.assert_allclose(got, truth, atol=1e-12)
 
 
+def test_onto_eyes_and_nose_removes_the_head_motion_and_keeps_the_expression():
+    # The other photo: the mouth 2 px right and 3 px down, then the whole head
+    # rotated, scaled and shifted. Mapped back on eyes and nose, the head's
+    # motion is gone exactly and the mouth's stays.
+    rng = np.random.default_rng(11)
+    reference = rng.uniform(0, 100, (68, 2))
+    smiling = reference.copy()
+    smiling[48:68] += [2.0, 3.0]
+    other_photo = alignment.transform_points(random_similarity(rng, 1.2), smiling)
+    back = alignment.onto_eyes_and_nose(other_photo, reference)
+    np.testing.assert_allclose(back, smiling, atol=1e-9)
+    assert alignment.EYES_AND_NOSE == tuple(range(27, 48))
+
+
 def test_fit_similarity_matches_umeyama():
     rng = np.random.default_rng(1)
     src = rng.uniform(0, 500, (13, 2))

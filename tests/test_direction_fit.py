@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import random_faces, random_models
+from fvae_tf.data import alignment
 from fvae_tf.edit import direction_fit, editing
 from fvae_tf.model import losses
 from fvae_tf.warp import sampler
@@ -60,3 +61,33 @@ def test_fitting_lowers_the_landmark_error_where_d_matters(fvae):
     assert float(after) < 0.5 * float(before)
     with pytest.raises(ValueError, match="steps must be at least 1"):
         direction_fit.fit_direction(fvae, faces, source, target, initial, steps=0)
+
+
+def test_pose_free_targets_are_blind_to_the_head_motion_between_the_photos():
+    # Each target photo's head rotated, scaled and shifted differently: the
+    # targets the fit sees do not change, and a photo with the source's
+    # landmarks is the source.
+    source, target = _landmarks(3, 13), _landmarks(3, 14)
+    rng = np.random.default_rng(15)
+    moved = []
+    for points in target:
+        angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.2)
+        rotation = scale * np.array([[np.cos(angle), -np.sin(angle)],
+                                     [np.sin(angle), np.cos(angle)]])
+        moved.append(points @ rotation.T + rng.uniform(-0.1, 0.1, 2))
+    np.testing.assert_allclose(direction_fit.pose_free_targets(source, np.stack(moved)),
+                               direction_fit.pose_free_targets(source, target), atol=1e-5)
+    np.testing.assert_allclose(direction_fit.pose_free_targets(source, source), source,
+                               atol=1e-6)
+
+
+def test_training_pairs_put_the_targets_on_the_source_head(tiny_dataset):
+    # The best similarity from each returned target's eyes and nose to its
+    # source's is the identity: the head's motion between the photos is gone.
+    sources, source, target = direction_fit.training_pairs(tiny_dataset[0], "neutral", "smile")
+    assert len(sources) == len(source) == len(target) > 0
+    eyes_and_nose = list(alignment.EYES_AND_NOSE)
+    for s, t in zip(source, target):
+        np.testing.assert_allclose(
+            alignment.fit_similarity(t[eyes_and_nose], s[eyes_and_nose]),
+            [[1, 0, 0], [0, 1, 0]], atol=1e-5)

@@ -42,7 +42,8 @@ __all__ = [
     "STABLE_POINTS", "STABLE_WEIGHTS", "MIRROR_PERMUTATION", "MultipleFaces", "ImageReadError",
     "InputError", "FaceDetectionError", "NoFaceError", "MultipleFacesError", "Face", "AlignedFace",
     "load_image", "detect_faces", "select_face", "detect_landmarks", "canonical_template",
-    "fit_similarity", "estimate_transform", "transform_points", "crop_pixel_transform",
+    "EYES_AND_NOSE", "fit_similarity", "estimate_transform", "transform_points",
+    "onto_eyes_and_nose", "crop_pixel_transform",
     "warp_to_crop", "photo_coverage", "align_face",
 ]
 
@@ -54,6 +55,9 @@ __all__ = [
 # worst is 1.27 px.
 STABLE_POINTS = (36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35)
 STABLE_WEIGHTS = (2.25,) * 4 + (1.0,) * 9
+# The nose (27-35) and both eyes (36-47): what maps one photo's landmarks onto
+# another photo's of the same face, so that only the expression's motion is left.
+EYES_AND_NOSE = tuple(range(27, 48))
 
 
 
@@ -312,6 +316,18 @@ def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Applies a [2, 3] affine matrix to float [N, 2] (x, y) points."""
     points = np.asarray(points, dtype=np.float64)
     return points @ transform[:, :2].T + transform[:, 2]
+
+
+def onto_eyes_and_nose(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`points` [68, 2] mapped onto `reference` [68, 2] by a similarity fitted on EYES_AND_NOSE.
+
+    Two photos of one face differ by the head's motion and the expression's;
+    this removes the head's (rotation, scale and shift), so what is left of
+    `points - reference` is the expression (e.g. the mouth of a smile).
+    """
+    eyes_and_nose = list(EYES_AND_NOSE)
+    transform = fit_similarity(points[eyes_and_nose], reference[eyes_and_nose])
+    return transform_points(transform, points)
 
 
 def crop_pixel_transform(transform: np.ndarray, size: int) -> np.ndarray:

@@ -8,18 +8,22 @@ starts at Algorithm 1's and is refined so that the edit itself, at factor 1
 and under the `EditRule` it will be used with, carries the training pairs'
 source landmarks onto their target landmarks:
 
-    d* = argmin_d  mean_i sum_k || F_i(d)(t_ik) - s_ik ||
+    d* = argmin_d  mean_i sum_k || F_i(d)(t'_ik) - s_ik ||
 
 F_i(d) the edit's sampling field of training source i, read bilinearly at
-each target landmark t_ik (it should point to the source landmark s_ik;
-pixel units, `losses.landmark_supervision`). The minimum lies far out: the
-landmark error keeps falling by hundredths of a pixel while |d| grows into
-latents the decoder never saw (London: |d| 3.0 -> 12 in 300 steps, 28 in
-1000). The fit is therefore stopped early, at a fixed 300 Adam steps of 0.02
-from Algorithm 1's d (README: values the paper lost, with the alternatives
-tried). Only d is fitted; the network is untouched. Every dataset stores the
-68 dlib landmarks of each crop, so any dataset with the two expressions can
-supply the pairs.
+each target landmark t'_ik (it should point to the source landmark s_ik;
+pixel units, `losses.landmark_supervision`). t'_i are the target photo's
+landmarks carried onto the source photo's eyes and nose by a similarity
+(`pose_free_targets`): an edit keeps the source's head where it is, so the
+head's motion between each person's two photos (a nod, a step closer) is
+noise to it, not expression; the evaluation measures the mouth after the
+same fit. The minimum lies far out: the landmark error keeps falling by
+hundredths of a pixel while |d| grows into latents the decoder never saw
+(London: |d| 3.0 -> 12 in 300 steps, 28 in 1000). The fit is therefore
+stopped early, at a fixed 300 Adam steps of 0.02 from Algorithm 1's d
+(README: values the paper lost, with the alternatives tried). Only d is
+fitted; the network is untouched. Every dataset stores the 68 dlib landmarks
+of each crop, so any dataset with the two expressions can supply the pairs.
 """
 
 import os
@@ -29,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from fvae_tf import progress
-from fvae_tf.data import input_pipeline, records
+from fvae_tf.data import alignment, input_pipeline, records
 from fvae_tf.edit import editing
 from fvae_tf.expressions import expression_id
 from fvae_tf.model import losses
@@ -54,12 +58,26 @@ def fitting_loss(fvae: FVAE, sources: tf.Tensor, source_landmarks: tf.Tensor,
     return losses.landmark_supervision(coords[0], target_landmarks, source_landmarks)
 
 
+def pose_free_targets(source_landmarks: np.ndarray, target_landmarks: np.ndarray
+                      ) -> np.ndarray:
+    """Each pair's target landmarks on its source's head: [N, 68, 2] float32.
+
+    `alignment.onto_eyes_and_nose` per pair: the similarity that best maps the
+    target's eyes and nose onto the source's carries all 68 target landmarks.
+    """
+    return np.stack([alignment.onto_eyes_and_nose(target, source)
+                     for source, target in zip(source_landmarks, target_landmarks)]
+                    ).astype(np.float32)
+
+
 def fit_direction(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
                   target_landmarks: np.ndarray, initial: np.ndarray,
                   rule: editing.EditRule = FITTED_RULE,
                   steps: int = DEFAULT_STEPS, learning_rate: float = 0.02,
                   progress: Callable[[int, float], None] | None = None) -> np.ndarray:
     """Refines `initial` by Adam on `fitting_loss` over all the pairs at once.
+
+    Callers hand it `pose_free_targets` (`training_pairs` returns them).
 
     Args:
       fvae: a trained FVAE (frozen).
@@ -111,8 +129,8 @@ def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str
     Read unshuffled and unflipped, sources colour-transferred as in training.
 
     Returns:
-      (sources [N, S, S, 3] in [-1, 1], source landmarks, target landmarks
-      [N, 68, 2] normalized (x, y)).
+      (sources [N, S, S, 3] in [-1, 1], source landmarks, the target landmarks
+      on the source's head (`pose_free_targets`), [N, 68, 2] normalized (x, y)).
 
     Raises:
       records.RecordsError: not a finished dataset, or no such training pair.
@@ -128,4 +146,6 @@ def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str
     if not sum(len(v) for v in columns["source"]):
         raise records.RecordsError(dataset_dir, f"no training pair goes from {source} to "
                                    f"{target}; fit on a dataset that has both expressions")
-    return tuple(np.concatenate(columns[key]) for key in columns)
+    sources, source_landmarks, target_landmarks = (np.concatenate(columns[key])
+                                                   for key in columns)
+    return sources, source_landmarks, pose_free_targets(source_landmarks, target_landmarks)

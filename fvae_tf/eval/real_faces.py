@@ -25,8 +25,11 @@ Methods: FVAE (Algorithm 1, the paper's reading); FVAE with a fitted
 direction (not in the paper: the direction refined on the training pairs'
 landmarks, `fvae_tf.edit.direction_fit`, applied as the change it makes to
 the source's own field and averaged with the mirrored source's; README:
-values the paper lost); the average-flow edit, each VAE's edit, no motion, the real
-smile itself (its own measures, for reference) and "mean landmark motion":
+values the paper lost); the FVAE given the person's own smile latent (Table
+1's protocol: not an edit, but what the decoder draws when it knows this
+smile, a reference for how far a direction could go); the average-flow
+edit, each VAE's edit, no motion, the real smile itself (its own measures,
+for reference) and "mean landmark motion":
 the source's landmarks moved by the training people's mean neutral-to-smile
 landmark displacement (landmarks only, no image).
 
@@ -52,9 +55,9 @@ from fvae_tf.eval.scores import Scores
 from fvae_tf.warp import flow_upsampling
 
 MOUTH = list(range(48, 68))
-EYES_AND_NOSE = list(range(27, 48))
 LOWER_LIP = [56, 57, 58]
 FVAE_FITTED = "FVAE, fitted direction"
+FVAE_TRUE_LATENT = "FVAE, true smile latent (not an edit)"
 REAL_SMILE = "real smile"
 MEAN_LANDMARK_MOTION = "mean landmark motion (training people)"
 
@@ -115,9 +118,11 @@ def mouth_distances(neutral: np.ndarray, edited: np.ndarray, real: np.ndarray
     Returns:
       (neutral's distance, the edit's distance), pixels of `real`'s image.
     """
-    before = np.linalg.norm(_onto(neutral, real)[MOUTH] - real[MOUTH], axis=1).mean()
-    after = np.linalg.norm(_onto(edited, real)[MOUTH] - real[MOUTH], axis=1).mean()
-    return float(before), float(after)
+    def distance(face):
+        return np.linalg.norm(alignment.onto_eyes_and_nose(face, real)[MOUTH] - real[MOUTH],
+                              axis=1).mean()
+
+    return float(distance(neutral)), float(distance(edited))
 
 
 def lower_lip_drop(neutral: np.ndarray, landmarks: np.ndarray) -> float:
@@ -127,14 +132,8 @@ def lower_lip_drop(neutral: np.ndarray, landmarks: np.ndarray) -> float:
     lip that drops (a mouth that opens) is positive. A warp cannot show the
     teeth a smile bares, so this says whether an edit opens the mouth at all.
     """
-    moved = _onto(landmarks, neutral)
+    moved = alignment.onto_eyes_and_nose(landmarks, neutral)
     return float((moved[LOWER_LIP, 1] - neutral[LOWER_LIP, 1]).mean()) / interocular(neutral)
-
-
-def _onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """`points` [68, 2] mapped onto `reference` by a similarity fitted on eyes and nose."""
-    transform = alignment.fit_similarity(points[EYES_AND_NOSE], reference[EYES_AND_NOSE])
-    return alignment.transform_points(transform, points)
 
 
 def _mean_landmark_motion(train: Pairs | None) -> np.ndarray | None:
@@ -160,7 +159,8 @@ def fitted_direction(models: Models, train: Pairs | None) -> np.ndarray | None:
     if not len(train):
         return None
     return direction_fit.fit_direction(
-        models.fvae, train.source, train.source_landmarks, train.target_landmarks,
+        models.fvae, train.source, train.source_landmarks,
+        direction_fit.pose_free_targets(train.source_landmarks, train.target_landmarks),
         models.fvae_stats.direction("neutral", "smile"),
         progress=direction_fit.progress_line("neutral", "smile", len(train)))
 
@@ -181,6 +181,10 @@ def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None,
         edit = editing.edit(models.fvae, source, direction, [1.0], rule)
         low[name] = edit.warped.numpy()[0]
         high[name] = flow_upsampling.warp(source_hr, edit.coords[0]).numpy()
+    coords = models.fvae.decode_flow(models.fvae.encode(tf.constant(pairs.target)),
+                                     tf.constant(source))
+    low[FVAE_TRUE_LATENT] = baselines.warp(source, coords)
+    high[FVAE_TRUE_LATENT] = flow_upsampling.warp(source_hr, coords).numpy()
     if average is not None and "neutral->smile" in average.counts:
         coords = np.repeat(average.coords("neutral", "smile")[None], len(source), axis=0)
         low[table1.AVERAGE_FLOW] = baselines.warp(source, coords)
