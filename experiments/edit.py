@@ -54,9 +54,8 @@ def fitted(model: editing.EditingModel, dataset_dir: str, source: str, target: s
         sys.exit(f"error: --fit_direction_on={dataset_dir}: its crops are {sources.shape[1]} px, "
                  f"the model's {model.fvae.config.image_size} px; build the dataset at the "
                  f"model's size")
-    direction = direction_fit.fit_direction(
-        model.fvae, sources, source_landmarks, target_landmarks, initial,
-        progress=direction_fit.progress_line(source, target, len(sources)))
+    direction = direction_fit.fit_on_pairs(model.fvae, sources, source_landmarks,
+                                           target_landmarks, initial, source, target)
     return direction, direction_fit.FITTED_RULE
 
 

@@ -77,7 +77,7 @@ def fit_direction(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
                   progress: Callable[[int, float], None] | None = None) -> np.ndarray:
     """Refines `initial` by Adam on `fitting_loss` over all the pairs at once.
 
-    Callers hand it `pose_free_targets` (`training_pairs` returns them).
+    `fit_on_pairs` hands it a dataset's pairs with pose-free targets.
 
     Args:
       fvae: a trained FVAE (frozen).
@@ -114,12 +114,26 @@ def fit_direction(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
     return direction.numpy()
 
 
-def progress_line(source: str, target: str, num_pairs: int,
-                  steps: int = DEFAULT_STEPS) -> Callable[[int, float], None]:
-    """A `fit_direction` progress callback: one `fvae_tf.progress` line with the error."""
-    report = progress.Progress(f"fitting the {source}->{target} direction on {num_pairs} pairs",
-                               steps, "step")
-    return lambda step, error: report.update(step, f"landmark error {error:.1f} px")
+def fit_on_pairs(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
+                 target_landmarks: np.ndarray, initial: np.ndarray, source: str,
+                 target: str) -> np.ndarray:
+    """`fit_direction` on training pairs from `source` to `target`, as every caller fits.
+
+    The targets are made `pose_free_targets` first; one progress line
+    ("fitting the A->B direction on N pairs ... landmark error ... px")
+    reports each step.
+
+    Args:
+      sources, source_landmarks, target_landmarks: the pairs as stored
+        (`training_pairs`).
+      initial: [latent], Algorithm 1's direction from `source` to `target`.
+    """
+    report = progress.Progress(f"fitting the {source}->{target} direction on {len(sources)} "
+                               "pairs", DEFAULT_STEPS, "step")
+    return fit_direction(fvae, sources, source_landmarks,
+                         pose_free_targets(source_landmarks, target_landmarks), initial,
+                         progress=lambda step, error: report.update(
+                             step, f"landmark error {error:.1f} px"))
 
 
 def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str
@@ -129,8 +143,8 @@ def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str
     Read unshuffled and unflipped, sources colour-transferred as in training.
 
     Returns:
-      (sources [N, S, S, 3] in [-1, 1], source landmarks, the target landmarks
-      on the source's head (`pose_free_targets`), [N, 68, 2] normalized (x, y)).
+      (sources [N, S, S, 3] in [-1, 1], source landmarks, target landmarks
+      [N, 68, 2] normalized (x, y)).
 
     Raises:
       records.RecordsError: not a finished dataset, or no such training pair.
@@ -146,6 +160,4 @@ def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str
     if not sum(len(v) for v in columns["source"]):
         raise records.RecordsError(dataset_dir, f"no training pair goes from {source} to "
                                    f"{target}; fit on a dataset that has both expressions")
-    sources, source_landmarks, target_landmarks = (np.concatenate(columns[key])
-                                                   for key in columns)
-    return sources, source_landmarks, pose_free_targets(source_landmarks, target_landmarks)
+    return tuple(np.concatenate(columns[key]) for key in columns)

@@ -158,11 +158,9 @@ def fitted_direction(models: Models, train: Pairs | None) -> np.ndarray | None:
     train = _smiles(train)
     if not len(train):
         return None
-    return direction_fit.fit_direction(
-        models.fvae, train.source, train.source_landmarks,
-        direction_fit.pose_free_targets(train.source_landmarks, train.target_landmarks),
-        models.fvae_stats.direction("neutral", "smile"),
-        progress=direction_fit.progress_line("neutral", "smile", len(train)))
+    return direction_fit.fit_on_pairs(
+        models.fvae, train.source, train.source_landmarks, train.target_landmarks,
+        models.fvae_stats.direction("neutral", "smile"), "neutral", "smile")
 
 
 def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None,
