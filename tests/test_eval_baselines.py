@@ -386,3 +386,27 @@ def test_lower_lip_drop_ignores_head_motion():
     moved = opened @ rotation.T + [-5.0, 9.0]
     assert real_faces.lower_lip_drop(neutral, moved) == pytest.approx(2.0 / 40.0)
     assert real_faces.lower_lip_drop(neutral, neutral @ rotation.T) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_pooled_intervals_leave_out_missed_faces_and_pair_with_the_mean_motion():
+    rng = np.random.default_rng(6)
+    before = rng.uniform(1.0, 6.0, 20)
+    motion = np.stack([before, 0.7 * before], axis=1)
+    edit = np.stack([before, 0.6 * before], axis=1)  # closes 10 % more of each distance
+    edit[3] = np.nan  # dlib missed this edited face
+    motion[5] = np.nan  # and this person's source (no mean-motion row for them)
+    rows = real_faces.pooled_intervals({"edit": edit, real_faces.MEAN_LANDMARK_MOTION: motion})
+    assert rows["edit"]["closed_share_pooled_low"] == pytest.approx(0.4)
+    assert rows["edit"]["closed_share_pooled_high"] == pytest.approx(0.4)
+    for key in ("gain_over_mean_motion", "gain_over_mean_motion_low",
+                "gain_over_mean_motion_high"):
+        assert rows["edit"][key] == pytest.approx(0.1)
+    assert "gain_over_mean_motion" not in rows[real_faces.MEAN_LANDMARK_MOTION]
+    rows["edit"]["closed_share_pooled"] = 0.4  # run_real_editing's point estimates
+    rows[real_faces.MEAN_LANDMARK_MOTION]["closed_share_pooled"] = 0.3
+    rows["no motion"] = {"closed_share_pooled": 0.0}  # no interval: not in the table
+    assert report.interval_table(rows).splitlines() == [
+        "| method | mouth distance closed, pooled [95 %] | gain over the mean landmark motion "
+        "[95 %] |", "|---|---|---|",
+        "| edit | 0.400 [0.400, 0.400] | 0.100 [0.100, 0.100] |",
+        f"| {real_faces.MEAN_LANDMARK_MOTION} | 0.300 [0.300, 0.300] |  |"]

@@ -48,7 +48,7 @@ import tensorflow as tf
 from fvae_tf import metrics, viz
 from fvae_tf.data import alignment
 from fvae_tf.edit import direction_fit, editing, upsampling
-from fvae_tf.eval import baselines, table1
+from fvae_tf.eval import baselines, bootstrap, table1
 from fvae_tf.eval.data import Pairs
 from fvae_tf.eval.models import Models
 from fvae_tf.eval.scores import Scores
@@ -220,6 +220,9 @@ def run_real_editing(models: Models, pairs: Pairs, train: Pairs | None,
     motion = _mean_landmark_motion(train)
     scale = pairs.source_hr.shape[1] / 2.0  # normalized crop units -> high-resolution pixels
     table, found = Scores(), {name: 0 for name in high}
+    # Per person: (mouth distance before, after); NaN where dlib missed a face.
+    distances = {name: np.full((len(pairs), 2), np.nan)
+                 for name in [*high, MEAN_LANDMARK_MOTION] if name != REAL_SMILE}
     for i in range(len(pairs)):
         source_face = read_face(viz.to_uint8(pairs.source_hr[i]))
         real_face = read_face(viz.to_uint8(pairs.target_hr[i]))
@@ -230,11 +233,15 @@ def run_real_editing(models: Models, pairs: Pairs, train: Pairs | None,
             found[name] += face is not None
             if face is not None and source_face is not None and real_face is not None:
                 values.update(_landmark_scores(face[0], source_face[0], real_face[0]))
+                if name in distances:
+                    distances[name][i] = values["mouth_before"], values["mouth_after"]
                 values["identity_distance"] = float(np.linalg.norm(face[1] - source_face[1]))
             table.add(name, values)
         if motion is not None and source_face is not None and real_face is not None:
             moved = source_face[0] + motion * scale
-            table.add(MEAN_LANDMARK_MOTION, _landmark_scores(moved, source_face[0], real_face[0]))
+            values = _landmark_scores(moved, source_face[0], real_face[0])
+            distances[MEAN_LANDMARK_MOTION][i] = values["mouth_before"], values["mouth_after"]
+            table.add(MEAN_LANDMARK_MOTION, values)
         if progress is not None:
             progress(i + 1, len(pairs))
     examples = {name: images[:4] for name, images in high.items()}
@@ -244,9 +251,44 @@ def run_real_editing(models: Models, pairs: Pairs, train: Pairs | None,
     for row in rows.values():
         if "mouth_before" in row:
             row["closed_share_pooled"] = 1.0 - row["mouth_after"] / row["mouth_before"]
+    for name, intervals in pooled_intervals(distances).items():
+        rows[name].update(intervals)
     return ({"rows": rows, "people": len(pairs),
              "faces_found": {name: count / len(pairs) for name, count in found.items()}},
             examples)
+
+
+def pooled_intervals(distances: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Bootstrap intervals of each method's pooled share, and of its gain over the mean motion.
+
+    Args:
+      distances: method -> [people, 2] mouth distances (before, after) to the
+        real smile, NaN for a person whose face dlib missed; the same people
+        in the same order for every method, `MEAN_LANDMARK_MOTION` among them.
+
+    Returns:
+      method -> "closed_share_pooled_low"/"_high" (95 %, over the people the
+      method has) and, for every other method, "gain_over_mean_motion" (its
+      pooled share minus the mean landmark motion's, on the people both
+      have) with "gain_over_mean_motion_low"/"_high" (paired).
+    """
+    reference = distances.get(MEAN_LANDMARK_MOTION)
+    out = {}
+    for name, values in distances.items():
+        have = np.isfinite(values).all(axis=1)
+        if not have.any():
+            continue
+        low, high = bootstrap.percentile_interval(bootstrap.pooled_share, values[have].T)
+        out[name] = {"closed_share_pooled_low": low, "closed_share_pooled_high": high}
+        if reference is None or name == MEAN_LANDMARK_MOTION:
+            continue
+        both = have & np.isfinite(reference).all(axis=1)
+        if both.any():
+            columns = (values[both, 0], values[both, 1], reference[both, 1])
+            low, high = bootstrap.percentile_interval(bootstrap.pooled_share_gain, columns)
+            out[name].update(gain_over_mean_motion=float(bootstrap.pooled_share_gain(*columns)),
+                             gain_over_mean_motion_low=low, gain_over_mean_motion_high=high)
+    return out
 
 
 def _landmark_scores(landmarks: np.ndarray, neutral: np.ndarray, real: np.ndarray
