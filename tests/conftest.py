@@ -53,10 +53,10 @@ def london_dir() -> pathlib.Path:
     return path
 
 
-def _tiny_image(rng: np.random.Generator) -> np.ndarray:
-    """A smooth random uint8 [TINY_SIZE, TINY_SIZE, 3] picture."""
+def _tiny_image(rng: np.random.Generator, size: int = TINY_SIZE) -> np.ndarray:
+    """A smooth random uint8 [size, size, 3] picture."""
     coarse = rng.uniform(0, 255, (8, 8, 3)).astype(np.float32)
-    return np.clip(cv2.resize(coarse, (TINY_SIZE, TINY_SIZE), interpolation=cv2.INTER_CUBIC),
+    return np.clip(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC),
                    0, 255).astype(np.uint8)
 
 
@@ -89,8 +89,9 @@ def write_dataset(root: pathlib.Path, tables: dict, *, size: int, hr_size: int,
     return manifest
 
 
-def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2) -> dict:
-    """A dataset directory: each identity has one image per expression in TINY_EXPRESSIONS.
+def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2,
+                       size: int = TINY_SIZE) -> dict:
+    """A dataset directory of size x size crops: one image per identity and TINY_EXPRESSIONS.
 
     Every ordered pair of an identity's images is a pair; its ground-truth field
     is the identity grid shifted by 0.05 * (target - source expression) in x and y,
@@ -102,7 +103,7 @@ def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2)
       {image id: (uint8 image, expression)} of the training split.
     """
     rng = np.random.default_rng(0)
-    identity = sampler.identity_grid(TINY_SIZE, TINY_SIZE).numpy()
+    identity = sampler.identity_grid(size, size).numpy()
     out, tables = {"images": {}}, {}
     for split, names in (("train", [f"t{i}" for i in range(train_ids)]),
                          ("val", [f"v{i}" for i in range(val_ids)])):
@@ -110,7 +111,7 @@ def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2)
         for name in names:
             first = len(images)
             for e in TINY_EXPRESSIONS:
-                image = _tiny_image(rng)
+                image = _tiny_image(rng, size)
                 images.append(records.ImageRecord(
                     crop=image, crop_hr=image, landmarks=canonical_template() - 0.05 * e,
                     expression=e,
@@ -123,13 +124,13 @@ def write_tiny_dataset(root: pathlib.Path, train_ids: int = 4, val_ids: int = 2)
                         pairs.append(records.PairRecord(
                             source=first + s, target=first + t,
                             gt_coords=identity + 0.05 * (t - s),
-                            gt_visibility=np.ones((TINY_SIZE, TINY_SIZE), np.float32)))
+                            gt_visibility=np.ones((size, size), np.float32)))
                         source, target = images[first + s].crop, images[first + t].crop
                         described.append((color_transfer.transfer_color(source, target), target,
                                           t, f"{name}/{t}"))
         out[split] = described
         tables[split] = (images, pairs)
-    write_dataset(root, tables, size=TINY_SIZE, hr_size=TINY_SIZE, shard_size=16)
+    write_dataset(root, tables, size=size, hr_size=size, shard_size=16)
     return out
 
 

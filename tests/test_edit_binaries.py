@@ -15,7 +15,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from conftest import experiment_ok, fails_cleanly, run_experiment
+from conftest import (TINY_SIZE, experiment_ok, fails_cleanly, run_experiment,
+                      write_tiny_dataset)
 from fvae_tf.data import alignment
 from fvae_tf.train import latent_stats
 
@@ -74,6 +75,14 @@ def test_edit_with_a_direction_fitted_on_a_dataset(run_dir, tiny_dataset, packag
                                  "--to=smile", f"--output_dir={tmp_path / 'other'}",
                                  f"--fit_direction_on={tmp_path / 'no_dataset'}"),
                   "no_dataset", "error: ")
+    assert not (tmp_path / "other").exists()
+    larger = tmp_path / "larger_crops"
+    write_tiny_dataset(larger, train_ids=1, val_ids=1, size=2 * TINY_SIZE)
+    fails_cleanly(run_experiment("edit", f"--checkpoint_dir={run_dir}", f"--input={photo}",
+                                 "--to=smile", f"--output_dir={tmp_path / 'other'}",
+                                 f"--fit_direction_on={larger}"),
+                  f"error: --fit_direction_on={larger}: its crops are {2 * TINY_SIZE} px, the "
+                  f"model's {TINY_SIZE} px; build the dataset at the model's size")
     assert not (tmp_path / "other").exists()
 
 
