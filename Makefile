@@ -112,9 +112,10 @@ demo: | $(VENV)/.installed
 	$(MAKE) $(DEMO)/report.html
 
 # `make london`: the real model. The London set (FVAE_LONDON_DIR) -> pair dataset ->
-# FVAE (london preset, started from the demo FVAE) and its confidence mask in
-# runs/london, the VAE baseline in runs/london_vae. Run again, it resumes where it
-# stopped. Stage wall times go to runs/london/timings/<stage> (seconds).
+# FVAE (london preset, started from the demo FVAE), its confidence mask and its
+# neutral->smile direction fitted to the training landmarks in runs/london, the VAE
+# baseline in runs/london_vae. Run again, it resumes where it stopped. Stage wall
+# times go to runs/london/timings/<stage> (seconds).
 FVAE_LONDON_DIR ?= ../shared/data/london_set
 LONDON := runs/london
 LONDON_DATA := runs/london_data
@@ -134,6 +135,10 @@ $(LONDON)/mask/metrics.json: $(LONDON)/metrics.json
 	$(call london_timed,2_mask,$(PY) -m experiments.train_mask --preset=london \
 		--num_steps=$(LONDON_MASK_STEPS) --workdir=$(LONDON) --dataset_dir=$(LONDON_DATA))
 
+$(LONDON)/fitted_directions.npz: $(LONDON)/metrics.json
+	$(call london_timed,5_fit_direction,$(PY) -m experiments.fit_direction \
+		--checkpoint_dir=$(LONDON) --dataset_dir=$(LONDON_DATA) --from=neutral --to=smile)
+
 $(LONDON)_vae/metrics.json: $(LONDON_DATA)/manifest.json
 	$(call london_timed,3_vae,$(PY) -m experiments.train --model=vae --preset=london \
 		--workdir=$(LONDON)_vae --dataset_dir=$(LONDON_DATA))
@@ -145,7 +150,7 @@ $(LONDON)/eval/results.json: $(LONDON)/mask/metrics.json $(LONDON)_vae/metrics.j
 		--output_dir=$(LONDON)/eval)
 
 london: | $(VENV)/.installed
-	@$(call parallel,$(LONDON),$(LONDON)/eval/results.json)
+	@$(call parallel,$(LONDON),$(LONDON)/eval/results.json $(LONDON)/fitted_directions.npz)
 
 # `make bench`: the sampler (against tensorflow-addons, in its own TF 2.15 venv),
 # the training step, dataset storage and input pipeline (after the training

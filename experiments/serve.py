@@ -10,6 +10,10 @@ bundled) has two tabs:
                photo's own reconstruction) and the expression the photo
                shows; the whole photo edited at its own resolution (PNG
                download on the image) and the aligned face before/after.
+               When the run has fitted directions (experiments.fit_direction),
+               a choice between Algorithm 1 (the paper, the default) and the
+               fitted directions under their residual, mirrored rule (not in
+               the paper; expressions without one keep Algorithm 1's direction).
   Interpolate  two photos and an alpha slider (Algorithm 2, blended by the
                confidence mask when the run has one).
 A photo that cannot be used (unreadable, no face, several faces: pick one)
@@ -55,6 +59,9 @@ from fvae_tf.train import checkpoints  # noqa: E402
 _LONDON_EXAMPLES = ("neutral/014_03.jpg", "neutral/022_03.jpg", "neutral/131_03.jpg",
                     "smiling/014_08.jpg")
 _SLIDER_RANGE = (-1.0, 2.0, 0.05)  # minimum, maximum, step
+# The direction choice, shown when the run has fitted directions: label -> `fitted`.
+_DIRECTIONS = {"Algorithm 1 (the paper)": False,
+               "fitted to the landmarks (not in the paper)": True}
 
 CHECKPOINT_DIR = flags.DEFINE_string("checkpoint_dir", None, "An FVAE run directory "
                                      "(experiments.train --workdir).", required=True)
@@ -130,11 +137,13 @@ class EditorPage:
         status = opened.notice or f"{opened.name}: face found and encoded"
         return opened, status, gr.update(visible=face_index is not None), *cleared
 
-    def edit(self, opened: session.PhotoSession | None, source: str, *factors: float):
+    def edit(self, opened: session.PhotoSession | None, source: str, direction: str,
+             *factors: float):
         """(whole photo, face before, face after) for the sliders' values."""
         if opened is None:  # keeps what `open` showed (a message, or the faces to choose)
             return gr.skip(), gr.skip(), gr.skip()
-        result = opened.edit(dict(zip(self.editor.expressions, factors)), source)
+        result = opened.edit(dict(zip(self.editor.expressions, factors)), source,
+                             fitted=_DIRECTIONS[direction])
         # Gradio would encode the photo with Pillow's PNG, several times slower than OpenCV's.
         path = _EDITS / f"{id(opened)}.png"
         atomic_io.write_png(path, result.photo)
@@ -179,11 +188,17 @@ class EditorPage:
         # Every result is cached as a file; an hour-old one is deleted (checked every 10 min).
         with gr.Blocks(title="fvae expression editor", delete_cache=(600, 3600)) as page:
             gr.Markdown("# fvae expression editor\nMove a slider: the photo's face is warped "
-                        "by the learned flow (Algorithm 1), at the photo's own resolution.")
+                        "by the learned flow (Algorithm 1, or the fitted direction when the "
+                        "run has one and it is chosen), at the photo's own resolution.")
             with gr.Tab("Edit"):
                 picker = self._photo_picker("Photo", "photo")
-                source = gr.Dropdown(list(expressions), value=expressions[0],
-                                     label="the photo shows")
+                with gr.Row():
+                    source = gr.Dropdown(list(expressions), value=expressions[0],
+                                         label="the photo shows")
+                    fitted = ", ".join(f"{a}->{b}" for a, b in self.editor.fitted)
+                    direction = gr.Dropdown(list(_DIRECTIONS), value=next(iter(_DIRECTIONS)),
+                                            label=f"direction (fitted: {fitted})",
+                                            visible=bool(fitted), elem_id="direction")
                 low, high, step = _SLIDER_RANGE
                 sliders = [gr.Slider(low, high, 0.0, step=step, label=e, elem_id=f"slider-{e}")
                            for e in expressions]
@@ -194,10 +209,10 @@ class EditorPage:
                         before = _image("aligned face")
                         after = _image("edited face", elem_id="edited-face")
                 # One edit at a time (they share the photo's file).
-                edit = dict(fn=self.edit, inputs=[picker[5], source, *sliders],
+                edit = dict(fn=self.edit, inputs=[picker[5], source, direction, *sliders],
                             outputs=[photo, before, after], concurrency_id="edit")
                 self._wire_picker(picker, [photo, before, after], edit)
-                for control in (source, *sliders):
+                for control in (source, direction, *sliders):
                     control.input(**edit, trigger_mode="always_last")
             with gr.Tab("Interpolate"):
                 pickers = [self._photo_picker(f"Photo {i}", f"photo{i}") for i in (1, 2)]
@@ -231,8 +246,10 @@ def main(argv: list[str]) -> None:
                                 allowed_paths=[*examples.values(), str(_EDITS)])
     except OSError as e:
         sys.exit(f"error: cannot listen on {HOST.value}:{PORT.value} ({e}); pass another --port")
+    fitted = ", ".join(f"{a}->{b}" for a, b in editor.fitted) or "none"
     print(f"fvae editor on {url} ({len(examples)} examples, expressions "
-          f"{', '.join(editor.expressions)}); Ctrl+C stops it", flush=True)
+          f"{', '.join(editor.expressions)}; fitted directions: {fitted}); Ctrl+C stops it",
+          flush=True)
     page.block_thread()
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import random_faces, random_models
+from conftest import TINY_SIZE, random_faces, random_models, write_tiny_dataset
+from fvae_tf.data import records
 from fvae_tf.edit import direction_fit, editing
 from fvae_tf.face_template import canonical_template
 from fvae_tf.model import losses
@@ -88,7 +89,8 @@ def test_fit_on_pairs_reads_the_stored_pairs_and_ignores_the_head_motion(fvae, t
     # fits pose-free targets (there: the sources themselves), so its direction
     # is the one fitted to the sources, not to the shifted landmarks, and a
     # rotation, scaling and shift of every target changes nothing.
-    sources, source, target = direction_fit.training_pairs(tiny_dataset[0], "neutral", "smile")
+    sources, source, target = direction_fit.training_pairs(tiny_dataset[0], "neutral", "smile",
+                                                           fvae.config.image_size)
     assert len(sources) == 4 and sources.shape[1] == fvae.config.image_size
     np.testing.assert_allclose(source, np.broadcast_to(canonical_template(), source.shape),
                                atol=1e-6)
@@ -109,3 +111,15 @@ def test_fit_on_pairs_reads_the_stored_pairs_and_ignores_the_head_motion(fvae, t
     np.testing.assert_allclose(fitted, on_sources, atol=1e-2)
     np.testing.assert_allclose(on_sources, 0.0, atol=1e-2)
     assert np.abs(raw - on_sources).max() > 1.0  # the shifted targets would pull d elsewhere
+
+
+def test_training_pairs_refuse_a_dataset_of_another_crop_size(tmp_path):
+    larger = tmp_path / "larger_crops"
+    write_tiny_dataset(larger, train_ids=1, val_ids=1, size=2 * TINY_SIZE)
+    with pytest.raises(records.RecordsError) as error:
+        direction_fit.training_pairs(larger, "neutral", "smile", TINY_SIZE)
+    assert str(error.value) == (f"{larger}: its crops are {2 * TINY_SIZE} px, the model's "
+                                f"{TINY_SIZE} px; build the dataset at the model's size")
+    with pytest.raises(records.RecordsError, match="no training pair goes from smile to "
+                       "scream"):
+        direction_fit.training_pairs(larger, "smile", "scream", 2 * TINY_SIZE)

@@ -6,6 +6,7 @@ the flow visibly away from the identity (the pictures are nonsense; what is
 tested is the plumbing: detection, paste-back, files, errors).
 """
 
+import dataclasses
 import json
 import pathlib
 import shutil
@@ -18,7 +19,9 @@ from PIL import Image
 from conftest import (TINY_SIZE, experiment_ok, fails_cleanly, run_experiment,
                       write_tiny_dataset)
 from fvae_tf.data import alignment
-from fvae_tf.train import latent_stats
+from fvae_tf.edit import direction_fit, editing, fitted_directions, session
+from fvae_tf.edit.photo import edit_aligned
+from fvae_tf.train import checkpoints, latent_stats
 
 pytestmark = pytest.mark.slow
 EDIT_OUTPUTS = ("{}.png", "{}_steps.png", "{}.gif", "{}_flow.png", "{}_upsampling.png")
@@ -61,29 +64,76 @@ def test_edit_package_photos(run_dir, package_photos, tmp_path):
     assert not list(out.glob(".*"))  # no temporary files left
 
 
-def test_edit_with_a_direction_fitted_on_a_dataset(run_dir, tiny_dataset, package_photos,
-                                                   tmp_path):
-    out = tmp_path / "out"
-    photo = package_photos[0]
-    result = run_experiment("edit", f"--checkpoint_dir={run_dir}", f"--input={photo}",
-                            "--to=smile", "--steps=3", f"--output_dir={out}",
-                            f"--fit_direction_on={tiny_dataset[0]}")
+def test_fit_a_direction_then_edit_with_it(run_dir, tiny_dataset, package_photos, tmp_path):
+    run = tmp_path / "run"  # a copy: the shared run stays without fitted directions
+    shutil.copytree(run_dir, run)
+    photo_path, out = package_photos[0], tmp_path / "out"
+    edit = ("edit", f"--checkpoint_dir={run}", f"--input={photo_path}", "--to=smile",
+            "--strength=1.5", "--steps=3", "--direction=fitted")
+    fit_command = (f"python -m experiments.fit_direction --checkpoint_dir={run} "
+                   "--from=neutral --to=smile")
+    fails_cleanly(run_experiment(*edit, f"--output_dir={out}"),
+                  f"error: {run} has no fitted neutral->smile direction; fit it with "
+                  f"{fit_command}\n")
+    assert not out.exists()
+
+    # The dataset defaults to the run's own (its flags.json).
+    result = run_experiment("fit_direction", f"--checkpoint_dir={run}", "--to=smile")
     assert result.returncode == 0, result.stderr
     assert "fitting the neutral->smile direction on 4 pairs 300/300" in result.stderr
-    _assert_edit_outputs(out, photo, steps=3)
-    fails_cleanly(run_experiment("edit", f"--checkpoint_dir={run_dir}", f"--input={photo}",
-                                 "--to=smile", f"--output_dir={tmp_path / 'other'}",
-                                 f"--fit_direction_on={tmp_path / 'no_dataset'}"),
-                  "no_dataset", "error: ")
+    path = run / fitted_directions.FILENAME
+    assert result.stdout.startswith(f"wrote {path}: the neutral->smile direction fitted on 4 "
+                                    f"training pairs of {tiny_dataset[0]} (length ")
+    model = editing.load_editing_model(run)
+    fitted = fitted_directions.load(run, "neutral", "smile", model.stats)
+    pairs = direction_fit.training_pairs(tiny_dataset[0], "neutral", "smile", TINY_SIZE)
+    targets = direction_fit.pose_free_targets(pairs[1], pairs[2])
+    error = [float(direction_fit.fitting_loss(model.fvae, pairs[0], pairs[1], targets, d,
+                                              direction_fit.FITTED_RULE))
+             for d in (model.stats.direction("neutral", "smile"), fitted)]
+    assert error[1] < 0.9 * error[0], error
+
+    # The edit is the library's, with the saved direction under the fitted rule.
+    experiment_ok(*edit, f"--output_dir={out}")
+    _assert_edit_outputs(out, photo_path, steps=3)
+    editor = session.Editor.load(run)
+    np.testing.assert_array_equal(editor.fitted["neutral", "smile"], fitted)
+    opened = editor.open_photo(photo_path)
+    reference = edit_aligned(editor.fvae, opened.photo, opened.face, fitted, [1.5],
+                             direction_fit.FITTED_RULE).photo
+    written = alignment.load_image(out / f"{photo_path.stem}_smile.png")
+    assert np.abs(written.astype(int) - reference.astype(int)).max() <= 1
+
+    # Training on changes the latent statistics: the direction is stale.
+    stats = latent_stats.load(run / latent_stats.FILENAME)
+    latent_stats.save(run / latent_stats.FILENAME,
+                      dataclasses.replace(stats, means=stats.means + 0.5, step=stats.step + 3))
+    fails_cleanly(run_experiment(*edit, f"--output_dir={tmp_path / 'other'}"),
+                  f"error: {path}: the neutral->smile direction was fitted on the weights of "
+                  f"step {stats.step}, and the run's best weights are now those of step "
+                  f"{stats.step + 3}; fit it again with {fit_command}\n")
     assert not (tmp_path / "other").exists()
+
+
+def test_fit_direction_refuses_what_it_cannot_fit_on(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    fit = ("fit_direction", f"--checkpoint_dir={run}", "--to=smile")
+    fails_cleanly(run_experiment(*fit, f"--dataset_dir={tmp_path / 'no_dataset'}"),
+                  f"error: {tmp_path / 'no_dataset'}/manifest.json: missing")
     larger = tmp_path / "larger_crops"
     write_tiny_dataset(larger, train_ids=1, val_ids=1, size=2 * TINY_SIZE)
-    fails_cleanly(run_experiment("edit", f"--checkpoint_dir={run_dir}", f"--input={photo}",
-                                 "--to=smile", f"--output_dir={tmp_path / 'other'}",
-                                 f"--fit_direction_on={larger}"),
-                  f"error: --fit_direction_on={larger}: its crops are {2 * TINY_SIZE} px, the "
-                  f"model's {TINY_SIZE} px; build the dataset at the model's size")
-    assert not (tmp_path / "other").exists()
+    fails_cleanly(run_experiment(*fit, f"--dataset_dir={larger}"),
+                  f"error: {larger}: its crops are {2 * TINY_SIZE} px, the model's "
+                  f"{TINY_SIZE} px; build the dataset at the model's size")
+    fails_cleanly(run_experiment(*fit[:2], "--to=grin"), "error: --from/--to: unknown "
+                  "expression 'grin'")
+    (run / checkpoints.FLAGS_FILE).unlink()
+    fails_cleanly(run_experiment(*fit), f"error: {run}/flags.json names no training dataset; "
+                  "pass --dataset_dir")
+    assert not (run / fitted_directions.FILENAME).exists()
+    fails_cleanly(run_experiment("fit_direction", f"--checkpoint_dir={tmp_path / 'none'}",
+                                 "--to=smile"), "config.json is missing")
 
 
 def test_edit_a_folder_of_london_faces(run_dir, london_dir, tmp_path):

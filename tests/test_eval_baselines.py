@@ -4,6 +4,7 @@ import math
 import os
 
 import cv2
+import matplotlib.axes
 import numpy as np
 import pytest
 import skimage.metrics
@@ -410,3 +411,21 @@ def test_pooled_intervals_leave_out_missed_faces_and_pair_with_the_mean_motion()
         "[95 %] |", "|---|---|---|",
         "| edit | 0.400 [0.400, 0.400] | 0.100 [0.100, 0.100] |",
         f"| {real_faces.MEAN_LANDMARK_MOTION} | 0.300 [0.300, 0.300] |  |"]
+
+
+def test_the_real_editing_plot_shows_each_pooled_share_with_its_interval(tmp_path,
+                                                                          monkeypatch):
+    rows = {"edit": {"closed_share_pooled": 0.3, "closed_share_pooled_low": 0.2,
+                     "closed_share_pooled_high": 0.45},
+            "no motion": {"closed_share_pooled": 0.0},  # no interval: no error bar
+            "missed": {"closed_share_pooled": None}}  # no faces: no bar
+    drawn = []
+    bar = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar",
+                        lambda self, x, heights, **kw: drawn.append((heights, kw["yerr"]))
+                        or bar(self, x, heights, **kw))
+    report.write_plots(tmp_path, {"real_editing": {"rows": rows}})
+    [(heights, errors)] = drawn
+    np.testing.assert_allclose(heights, [0.3, 0.0])
+    np.testing.assert_allclose(errors, [[0.1, 0.0], [0.15, 0.0]])
+    assert (tmp_path / "real_editing_closed.png").stat().st_size > 1000

@@ -15,7 +15,7 @@ import skimage.data
 from PIL import Image
 
 from fvae_tf import viz
-from fvae_tf.edit import photo, session
+from fvae_tf.edit import direction_fit, photo, session
 from fvae_tf.warp import flow_upsampling
 
 pytestmark = pytest.mark.slow
@@ -70,6 +70,37 @@ def test_the_session_encodes_once(editor, package_photos, monkeypatch):
     for factor in (0.2, 0.4):
         opened.edit({"smile": factor})
     assert not calls
+
+
+def test_a_fitted_slider_move_is_the_librarys_edit_under_the_fitted_rule(editor,
+                                                                         package_photos,
+                                                                         monkeypatch):
+    # The fitted direction stands in for smile only; surprise keeps Algorithm 1's,
+    # and both move under the residual, mirrored rule.
+    assert editor.fitted == {}  # conftest's run has no fitted_directions.npz
+    smile = np.random.default_rng(3).normal(0, 2, editor.fvae.config.latent_dim).astype(
+        np.float32)
+    fitted = dataclasses.replace(editor, fitted={("neutral", "smile"): smile})
+    opened = fitted.open_photo(package_photos[0])
+    moves = (({"smile": 1.5}, 1.5 * smile),
+             ({"smile": -1.0, "surprise": 0.6},
+              0.6 * fitted.stats.direction("neutral", "surprise") - smile))
+    encode, calls = fitted.fvae.encode, []
+    with monkeypatch.context() as patch:
+        patch.setattr(fitted.fvae, "encode", lambda *a: calls.append(a) or encode(*a))
+        results = [opened.edit(factors, fitted=True) for factors, _ in moves]
+    assert len(calls) == 1  # the mirrored face, once
+    for result, (_, direction) in zip(results, moves):
+        reference = photo.edit_aligned(fitted.fvae, opened.photo, opened.face, direction, [1.0],
+                                       direction_fit.FITTED_RULE)
+        _assert_within_one_level(result.photo, reference.photo)
+        _assert_within_one_level(result.face_after, viz.to_uint8(reference.crops_hr[-1]))
+    # All factors 0: the photo itself, not its reconstruction; the paper's rule differs.
+    _assert_within_one_level(opened.edit({"smile": 0.0}, fitted=True).photo, opened.photo)
+    paper = opened.edit({"smile": 1.5}).photo
+    assert np.abs(paper.astype(int) - results[0].photo.astype(int)).max() > 1
+    _assert_within_one_level(paper, _reference(fitted, opened, 1.5 * fitted.stats.direction(
+        "neutral", "smile"), 1.0).photo)
 
 
 def test_interpolation_ends_at_each_faces_reconstruction(editor, package_photos):

@@ -27,7 +27,7 @@ from PIL import Image
 
 from conftest import (REPO_ROOT, experiment_command, fails_cleanly, random_models,
                       run_experiment)
-from fvae_tf.edit import photo, session
+from fvae_tf.edit import direction_fit, fitted_directions, photo, session
 from fvae_tf.train import latent_stats
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,8 @@ def test_server_prints_its_url_and_removes_uploads_at_exit(run_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def lively_run(run_dir, tmp_path_factory) -> pathlib.Path:
-    """The tiny run with random weights and latent means far apart, and no mask.
+    """The tiny run with random weights, latent means far apart, a random fitted
+    neutral->smile direction, and no mask.
 
     Three training steps leave the decoder nearly blind to the latent, so a
     slider step would not change a pixel; weights drawn as `random_models`
@@ -101,7 +102,10 @@ def lively_run(run_dir, tmp_path_factory) -> pathlib.Path:
     tf.train.CheckpointManager(tf.train.Checkpoint(model=fvae), str(run / "best"), 1).save()
     stats = latent_stats.load(run / latent_stats.FILENAME)
     means = np.random.default_rng(1).normal(0, 10, stats.means.shape).astype(np.float32)
-    latent_stats.save(run / latent_stats.FILENAME, dataclasses.replace(stats, means=means))
+    stats = dataclasses.replace(stats, means=means)
+    latent_stats.save(run / latent_stats.FILENAME, stats)
+    fitted = np.random.default_rng(2).normal(0, 10, means.shape[1]).astype(np.float32)
+    fitted_directions.save(run, "neutral", "smile", fitted, stats)
     return run
 
 
@@ -202,6 +206,12 @@ class Page:
         return float(self._all(f"#slider-{expression} input[type=number]")[0]
                      .get_attribute("value"))
 
+    def choose_direction(self, label: str) -> None:
+        """Picks one of the direction choices by its label."""
+        self._all("#direction input")[0].click()
+        choices = _wait(lambda: self._all("ul[role=listbox] li"), "the direction choices")
+        next(c for c in choices if c.text == label).click()
+
     def choose_face(self, number: int) -> None:
         """Picks face `number` (from 1) in the chooser shown for a photo with several faces."""
         self._all("#photo-face input")[0].click()
@@ -240,6 +250,31 @@ def test_upload_move_the_smile_slider_and_download(browser, server, lively_run,
     reference = photo.edit_aligned(editor.fvae, opened.photo, opened.face,
                                    editor.stats.direction("neutral", "smile"), [value])
     assert shown.shape == reference.photo.shape
+    assert np.abs(shown.astype(int) - reference.photo.astype(int)).max() <= 1
+
+
+def test_the_fitted_direction_can_be_chosen(browser, server, lively_run, package_photos):
+    page = Page(browser, server)
+    path = package_photos[1]
+    page.upload(path, "face found")
+    assert "direction (fitted: neutral->smile)" in page.driver.find_element(
+        page.by.CSS_SELECTOR, "#direction").text
+    chosen = page.driver.find_element(page.by.CSS_SELECTOR, "#direction input")
+    assert chosen.get_attribute("value") == "Algorithm 1 (the paper)"
+    reconstruction = _wait(page.shown_photo, "the reconstruction")
+    page.choose_direction("fitted to the landmarks (not in the paper)")
+    untouched = _settled(page.shown_photo, reconstruction)
+    value = page.move_slider("smile", 8)
+    shown = _fetch_png(_settled(page.shown_photo, untouched))
+    assert page.errors() == []
+
+    editor = session.Editor.load(lively_run)
+    opened = editor.open_photo(path)
+    # Factor 0 under the fitted rule is the photo itself; the move is the library's edit.
+    assert np.abs(_fetch_png(untouched).astype(int) - opened.photo.astype(int)).max() <= 1
+    reference = photo.edit_aligned(editor.fvae, opened.photo, opened.face,
+                                   editor.fitted["neutral", "smile"], [value],
+                                   direction_fit.FITTED_RULE)
     assert np.abs(shown.astype(int) - reference.photo.astype(int)).max() <= 1
 
 

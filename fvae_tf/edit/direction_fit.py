@@ -136,19 +136,27 @@ def fit_on_pairs(fvae: FVAE, sources: np.ndarray, source_landmarks: np.ndarray,
                              step, f"landmark error {error:.1f} px"))
 
 
-def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def training_pairs(dataset_dir: str | os.PathLike, source: str, target: str,
+                   image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A dataset's training pairs from `source` to `target` expression, as stored.
 
     Read unshuffled and unflipped, sources colour-transferred as in training.
+
+    Args:
+      image_size: the model's crop size; the dataset's must be the same.
 
     Returns:
       (sources [N, S, S, 3] in [-1, 1], source landmarks, target landmarks
       [N, 68, 2] normalized (x, y)).
 
     Raises:
-      records.RecordsError: not a finished dataset, or no such training pair.
+      records.RecordsError: not a finished dataset, crops of another size, or
+        no such training pair.
     """
+    crop_size = records.read_manifest(dataset_dir).size
+    if crop_size != image_size:
+        raise records.RecordsError(dataset_dir, f"its crops are {crop_size} px, the model's "
+                                   f"{image_size} px; build the dataset at the model's size")
     wanted = expression_id(source), expression_id(target)
     columns = {"source": [], "source_landmarks": [], "target_landmarks": []}
     for batch in input_pipeline.make_dataset(dataset_dir, "train", 256, shuffle=False, flip=False,

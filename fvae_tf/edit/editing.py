@@ -11,7 +11,8 @@ the change the direction makes, `D(z_k, x_s) - D(z_s, x_s) + identity`
 (factor 0 then returns the source itself, not its reconstruction), and may be
 averaged with the mirrored source's field mirrored back (a symmetric face
 gets a symmetric edit). The direction itself may be fitted to the training
-people's landmarks (`fvae_tf.edit.direction_fit`).
+people's landmarks (`fvae_tf.edit.direction_fit`) and saved with the run
+(`fvae_tf.edit.fitted_directions`).
 
 "With confidence" (paper 3.2, Table 1): several photos of one person are
 each warped toward the same latent and blended per pixel by their
@@ -172,8 +173,16 @@ def edit_fields(fvae: FVAE, sources: tf.Tensor, direction: np.ndarray | tf.Tenso
     latents, coords = _fields(fvae, sources, direction, factors, rule.residual)
     if rule.mirror:
         _, mirrored = _fields(fvae, sources[:, :, ::-1], direction, factors, rule.residual)
-        coords = 0.5 * (coords + mirrored[:, :, :, ::-1] * [-1.0, 1.0])
+        coords = 0.5 * (coords + mirror_field(mirrored))
     return latents, coords
+
+
+def mirror_field(coords: tf.Tensor) -> tf.Tensor:
+    """The field of a mirrored image, mirrored back: [..., H, W, 2] normalized coordinates.
+
+    Flips W and negates x, so a field computed on `image[:, ::-1]` applies to `image`.
+    """
+    return coords[..., ::-1, :] * [-1.0, 1.0]
 
 
 def edit(fvae: FVAE, sources: tf.Tensor, direction: np.ndarray,

@@ -10,8 +10,14 @@ Several expressions move the latent together (Algorithm 1 with one term per
 slider): `z = z_s + sum_e f_e * (mean z(e) - mean z(source))`, the means
 from the run's latent statistics. One non-zero factor is exactly
 `photo.edit_aligned`'s edit; all factors 0 give the photo's own
-reconstruction. `interpolate` is Algorithm 2 between two sessions' faces,
-blended by confidence when the run has a trained mask. The batch path for
+reconstruction. With `fitted=True` (not in the paper) each slider moves
+along the direction `experiments.fit_direction` saved with the run where
+there is one (Algorithm 1's otherwise), and the field follows
+`direction_fit.FITTED_RULE`: the change the move makes to the face's own
+field, averaged with the mirrored face's; all factors 0 give the photo
+itself. The mirrored face is encoded once too, at the first such edit.
+`interpolate` is Algorithm 2 between two sessions' faces, blended by
+confidence when the run has a trained mask. The batch path for
 photos (`fvae_tf.edit.photo`) computes the same edits, with pictures.
 
 Photos are uint8 RGB [H, W, 3]; aligned faces are uint8 [S', S', 3] at the
@@ -32,12 +38,12 @@ import tensorflow as tf
 
 from fvae_tf import viz
 from fvae_tf.data import alignment
-from fvae_tf.edit import editing, interpolation, paste_back
+from fvae_tf.edit import editing, fitted_directions, interpolation, paste_back
 from fvae_tf.edit.photo import PhotoError
 from fvae_tf.model.fvae import ConfidenceModel, FVAE
 from fvae_tf.train import checkpoints
 from fvae_tf.train.latent_stats import LatentStats
-from fvae_tf.warp import flow_upsampling
+from fvae_tf.warp import flow_upsampling, sampler
 
 # Photos with a longer side are downscaled to it before anything else: the
 # paste-back of a 4096 px photo stays interactive, and the result is still
@@ -109,6 +115,8 @@ class Editor:
       fvae: the run's best FVAE.
       stats: its latent means per expression (Algorithm 1).
       mask_model: its confidence model M, or None when the run has no mask.
+      fitted: (source, target) -> [latent], the run's saved fitted directions
+        for its current weights (`fitted_directions.current`).
       hr_size: side of the aligned faces shown, and of the paste-back mask.
       upsample: times the face detector doubles a photo first.
       max_side: photos with a longer side are downscaled to it.
@@ -117,13 +125,17 @@ class Editor:
     fvae: FVAE
     stats: LatentStats
     mask_model: ConfidenceModel | None
+    fitted: Mapping[tuple[str, str], np.ndarray] = dataclasses.field(default_factory=dict)
     hr_size: int = 256
     upsample: int = 0
     max_side: int = MAX_SIDE
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, **options) -> "Editor":
-        """The run's best FVAE, latent statistics and, when trained, confidence mask.
+        """The run's best FVAE, latent statistics, fitted directions and confidence mask.
+
+        Fitted directions of other weights than the run's best are left out; the
+        mask is None when none was trained.
 
         Args:
           run_dir: an FVAE run directory (experiments.train --workdir).
@@ -136,7 +148,8 @@ class Editor:
         model = editing.load_editing_model(run_dir)
         has_mask = (pathlib.Path(run_dir) / checkpoints.MASK_SUBDIR).is_dir()
         mask_model = checkpoints.load_confidence_model(run_dir) if has_mask else None
-        return cls(model.fvae, model.stats, mask_model, **options)
+        return cls(model.fvae, model.stats, mask_model,
+                   fitted_directions.current(run_dir, model.stats), **options)
 
     @functools.cached_property
     def decode_flow(self) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
@@ -222,31 +235,62 @@ class PhotoSession:
         self.latent = editor.fvae.encode(self.source)  # [1, latent], z_s = mu(E(x_s))
         self.mask = paste_back.face_mask(self.face.landmarks_aligned, editor.hr_size)
 
-    def latent_for(self, factors: Mapping[str, float], source: str) -> tf.Tensor:
-        """`z_s + sum_e f_e * (mean z(e) - mean z(source))`, [1, latent].
+    def latent_for(self, factors: Mapping[str, float], source: str,
+                   fitted: bool = False) -> tf.Tensor:
+        """`z_s + sum_e f_e * d_e`, [1, latent].
+
+        `d_e` is `mean z(e) - mean z(source)`, or with `fitted` the run's fitted
+        `source`->`e` direction where it has one.
 
         Raises:
           PhotoError: an expression the run's statistics do not know.
         """
-        stats = self.editor.stats
+        stats, saved = self.editor.stats, self.editor.fitted if fitted else {}
         try:
-            step = sum((float(f) * stats.direction(source, e) for e, f in factors.items() if f),
-                       np.zeros_like(stats.means[0]))
+            step = sum((float(f) * (saved[source, e] if (source, e) in saved
+                                    else stats.direction(source, e))
+                        for e, f in factors.items() if f), np.zeros_like(stats.means[0]))
         except ValueError as e:
             raise PhotoError(str(e)) from None
         return self.latent + tf.constant(step, tf.float32)[None]
 
-    def edit(self, factors: Mapping[str, float], source: str = "neutral") -> EditResult:
+    @functools.cached_property
+    def _both_orientations(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The face and its mirror image: sources [2, S, S, 3], latents [2, latent]
+        and each one's own field minus the identity [2, S, S, 2]."""
+        sources = tf.concat([self.source, self.source[:, :, ::-1]], 0)
+        latents = tf.concat([self.latent, self.editor.fvae.encode(sources[1:])], 0)
+        identity = sampler.identity_grid(*sources.shape[1:3])
+        return sources, latents, self.editor.decode_flow(latents, sources) - identity
+
+    def field(self, factors: Mapping[str, float], source: str = "neutral",
+              fitted: bool = False) -> tf.Tensor:
+        """The sampling field of one slider position, [1, S, S, 2] normalized.
+
+        `D(z, x_s)`; with `fitted`, `direction_fit.FITTED_RULE`'s residual,
+        mirrored field, as `editing.edit_fields` makes it.
+        """
+        latent = self.latent_for(factors, source, fitted)
+        if not fitted:
+            return self.editor.decode_flow(latent, self.source)
+        sources, latents, offsets = self._both_orientations
+        moved = latents + (latent - self.latent)
+        coords = self.editor.decode_flow(moved, sources) - offsets
+        return 0.5 * (coords[:1] + editing.mirror_field(coords[1:]))
+
+    def edit(self, factors: Mapping[str, float], source: str = "neutral",
+             fitted: bool = False) -> EditResult:
         """Decodes the moved latent and pastes its flow back into the whole photo.
 
         Args:
           factors: expression -> factor; 0 (or absent) leaves that expression alone.
           source: the expression the photo shows.
+          fitted: move along the run's fitted directions under their rule.
 
         Returns:
           The edited photo and the aligned face before and after.
         """
-        coords = self.editor.decode_flow(self.latent_for(factors, source), self.source)
+        coords = self.field(factors, source, fitted)
         photo = paste_back.paste_flow(self.photo, self.face.transform, coords[0].numpy(),
                                       self.mask)
         after = self.editor.warp_face(self.source_hr, coords)[0].numpy()

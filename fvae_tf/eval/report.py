@@ -216,12 +216,17 @@ def markdown(results: dict) -> str:
 
 def _bars(path: pathlib.Path, rows: dict[str, dict], metric: str, title: str,
           paper: dict[str, float] | None = None) -> None:
+    """A bar per method; a row with `<metric>_low` and `_high` gets them as an error bar."""
     methods = [m for m in rows if math.isfinite(_value(rows, m, metric))]
     if not methods:
         return
     figure, axes = plt.subplots(figsize=(max(6.0, 0.9 * len(methods) + 2), 4))
     x = np.arange(len(methods))
-    axes.bar(x, [_value(rows, m, metric) for m in methods], label="here")
+    heights = np.array([_value(rows, m, metric) for m in methods])
+    spans = np.array([[_value(rows, m, f"{metric}_{end}") for m in methods]
+                      for end in ("low", "high")])
+    errors = np.nan_to_num(np.abs(spans - heights), nan=0.0) if np.isfinite(spans).any() else None
+    axes.bar(x, heights, yerr=errors, capsize=4, label="here")
     if paper:
         marked = [(i, paper[m]) for i, m in enumerate(methods) if m in paper]
         if marked:
@@ -264,7 +269,8 @@ def write_plots(folder: str | os.PathLike, results: dict) -> None:
                 "Editing: PSNR (dB) vs the true rendering, by intensity")
     if results.get("real_editing", {}).get("rows"):
         _bars(folder / "real_editing_closed.png", results["real_editing"]["rows"],
-              "closed_share", "Real faces: share of the mouth distance to the real smile closed")
+              "closed_share_pooled", "Real faces: mouth distance to the real smile closed "
+              "(pooled, 95 % interval)")
     if "interpolation" in results:
         _curves(folder / "interpolation_psnr.png", results["interpolation"]["by_step"], "psnr",
                 "Interpolation: PSNR (dB) vs the truth, by step")

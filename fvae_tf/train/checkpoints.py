@@ -7,6 +7,8 @@ A run directory (`fvae_tf.train.loop` writes it; the mask stage uses `RUN/mask`)
   best/ckpt-<step>          the state with the lowest validation loss
   summaries/                TensorBoard events
   latent_stats.npz          mean latent per expression (`fvae_tf.train.latent_stats`)
+  fitted_directions.npz     editing directions fitted after training, if any
+                            (`fvae_tf.edit.fitted_directions`)
   metrics.json, result_<step>.json   held-out metrics of the best weights
 
 Checkpoints hold the model under the key "model", so `restore_weights` loads
@@ -59,6 +61,15 @@ def save_flags(run_dir: str | os.PathLike, config: FVAEConfig, cli_flags: dict) 
     pathlib.Path(run_dir).mkdir(parents=True, exist_ok=True)
     atomic_io.write_json(pathlib.Path(run_dir) / FLAGS_FILE, {
         "config": dataclasses.asdict(config), "flags": cli_flags, "git_commit": _git_commit()})
+
+
+def training_dataset(run_dir: str | os.PathLike) -> str | None:
+    """The --dataset_dir the run was trained on, as flags.json records it; None if not."""
+    try:
+        value = json.loads((pathlib.Path(run_dir) / FLAGS_FILE).read_text())["flags"]
+        return value.get("dataset_dir") or None
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _git_commit() -> str | None:
