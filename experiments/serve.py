@@ -91,6 +91,11 @@ def _example_photos(folder: pathlib.Path, london_dir: pathlib.Path) -> dict[str,
     return examples
 
 
+def _fitted_pairs(editor: session.Editor) -> str:
+    """The run's fitted directions as "neutral->smile, ..."; empty when it has none."""
+    return ", ".join(f"{source}->{target}" for source, target in editor.fitted)
+
+
 def _faces_picture(error: session.SeveralFacesError) -> np.ndarray:
     """The photo with each face's box and number, for choosing among several."""
     photo, faces = error.photo.copy(), error.faces
@@ -195,7 +200,7 @@ class EditorPage:
                 with gr.Row():
                     source = gr.Dropdown(list(expressions), value=expressions[0],
                                          label="the photo shows")
-                    fitted = ", ".join(f"{a}->{b}" for a, b in self.editor.fitted)
+                    fitted = _fitted_pairs(self.editor)
                     direction = gr.Dropdown(list(_DIRECTIONS), value=next(iter(_DIRECTIONS)),
                                             label=f"direction (fitted: {fitted})",
                                             visible=bool(fitted), elem_id="direction")
@@ -246,10 +251,9 @@ def main(argv: list[str]) -> None:
                                 allowed_paths=[*examples.values(), str(_EDITS)])
     except OSError as e:
         sys.exit(f"error: cannot listen on {HOST.value}:{PORT.value} ({e}); pass another --port")
-    fitted = ", ".join(f"{a}->{b}" for a, b in editor.fitted) or "none"
     print(f"fvae editor on {url} ({len(examples)} examples, expressions "
-          f"{', '.join(editor.expressions)}; fitted directions: {fitted}); Ctrl+C stops it",
-          flush=True)
+          f"{', '.join(editor.expressions)}; fitted directions: "
+          f"{_fitted_pairs(editor) or 'none'}); Ctrl+C stops it", flush=True)
     page.block_thread()
 
 

@@ -71,7 +71,7 @@ def save(run_dir: str | os.PathLike, source: str, target: str, direction: np.nda
     return path
 
 
-def fit_command(run_dir: str | os.PathLike, source: str, target: str) -> str:
+def _fit_command(run_dir: str | os.PathLike, source: str, target: str) -> str:
     """The command that fits the `source`->`target` direction of `run_dir` on its own data."""
     return (f"python -m experiments.fit_direction --checkpoint_dir={run_dir} --from={source} "
             f"--to={target}")
@@ -88,12 +88,12 @@ def load(run_dir: str | os.PathLike, source: str, target: str,
     entries, pair = _read(path), _pair(source, target)
     if pair not in entries:
         raise FittedDirectionError(f"{path.parent} has no fitted {pair} direction; fit it "
-                                   f"with {fit_command(run_dir, source, target)}")
+                                   f"with {_fit_command(run_dir, source, target)}")
     if str(entries[f"{pair}:weights"]) != _fingerprint(stats):
         raise FittedDirectionError(
             f"{path}: the {pair} direction was fitted on the weights of step "
             f"{int(entries[f'{pair}:step'])}, and the run's best weights are now those of "
-            f"step {stats.step}; fit it again with {fit_command(run_dir, source, target)}")
+            f"step {stats.step}; fit it again with {_fit_command(run_dir, source, target)}")
     return entries[pair]
 
 
