@@ -6,7 +6,10 @@ Not in the paper (README: values the paper lost). Algorithm 1's direction
 from --from to --to is refined on the dataset's training pairs so that the
 edit, under the residual, mirrored rule, carries their landmarks onto the
 real expression's (`fvae_tf.edit.direction_fit`; 300 Adam steps with a
-progress line, about a minute and a half on 2 CPU cores). The result goes
+progress line). It runs on one CPU thread, so the same machine fits the same
+direction every time: with more threads the order of the float sums varies
+and so does the fit (by 1e-4 in 60 steps; the London mouth share by up to a
+point, 30.5 % to 31.6 %). The result goes
 into the run's `fitted_directions.npz` beside any other pair's
 (`fvae_tf.edit.fitted_directions`); `experiments.edit --direction=fitted`
 and the browser editor (`experiments.serve`) use it. The dataset is the
@@ -19,6 +22,7 @@ and print this command.
 import sys
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
 from experiments import expression_flags
@@ -35,6 +39,8 @@ DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "A dataset (data_prep.bui
 
 def main(argv: list[str]) -> None:
     del argv
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # reproducible sums (docstring)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     checkpoint_dir = CHECKPOINT_DIR.value
     source, target = expression_flags.source_and_target()
     try:

@@ -21,7 +21,9 @@ import pytest
 import tensorflow as tf
 
 from fvae_tf.data import alignment, builder, records
-from fvae_tf.eval import data, demo_report, evaluate, models, table1
+from fvae_tf import metrics
+from fvae_tf.edit import direction_fit, editing, fitted_directions
+from fvae_tf.eval import data, demo_report, evaluate, models, real_faces, table1
 from fvae_tf.model import config as config_lib
 from fvae_tf.model.fvae import VAE, ConfidenceModel, FVAE
 from fvae_tf.synthetic import dataset as synthetic_dataset
@@ -253,3 +255,42 @@ def test_demo_report_times_the_whole_run_by_its_wall_time(tmp_path, wall):
     last = "whole run (wall time)</td><td>8:20" if wall else "total (sum of stages)</td><td>8:50"
     assert last in table.replace("\n", "")
     assert "<td>total</td>" not in table
+
+
+def _smile_psnr(fvae: FVAE, pairs: data.Pairs, direction: np.ndarray) -> float:
+    """Oracle: PSNR against the real smile of the fitted rule's factor-1 edit along `direction`."""
+    smiles = real_faces._smiles(pairs)
+    edit = editing.edit(fvae, smiles.source, direction, [1.0], direction_fit.FITTED_RULE)
+    return metrics.psnr(edit.warped.numpy()[0], smiles.target)
+
+
+def test_real_editing_measures_the_direction_saved_with_the_run(setup, tmp_path, monkeypatch):
+    """The fitted row edits along the run's saved direction (what users edit with); a
+    direction saved for other weights is passed over and one is fitted on the training pairs."""
+    run = tmp_path / "fvae"
+    shutil.copytree(setup["root"] / "fvae", run)
+    stats = latent_stats.load(run / latent_stats.FILENAME)
+    rng = np.random.default_rng(0)
+    saved, refit = rng.normal(size=(2, stats.means.shape[-1])).astype(np.float32)
+    fitted_directions.save(run, "neutral", "smile", saved, stats)
+    fits = []
+    monkeypatch.setattr(direction_fit, "fit_on_pairs",
+                        lambda *args: fits.append(args) or refit)
+    fvae = models.load_models(run, [], 64).fvae
+    pairs = data.read_pairs(setup["dataset"], "test", with_hr=True)
+
+    config = _config(setup, "saved", fvae_dir=str(run), blocks=("real_editing",), vae_dirs=())
+    real = evaluate.evaluate(config)["real_editing"]
+    assert not fits and "saved with the run" in real["fitted_direction"]
+    assert real["rows"][real_faces.FVAE_FITTED]["psnr"] == pytest.approx(
+        _smile_psnr(fvae, pairs, saved), abs=1e-4)
+    results_md = (setup["root"] / "saved" / "results.md").read_text()
+    assert "The fitted direction: the one saved with the run" in results_md
+
+    older = dataclasses.replace(stats, means=stats.means + 1.0)  # other weights
+    fitted_directions.save(run, "neutral", "smile", saved, older)
+    config = _config(setup, "refit", fvae_dir=str(run), blocks=("real_editing",), vae_dirs=())
+    real = evaluate.evaluate(config)["real_editing"]
+    assert len(fits) == 1 and "fitted here on" in real["fitted_direction"]
+    assert real["rows"][real_faces.FVAE_FITTED]["psnr"] == pytest.approx(
+        _smile_psnr(fvae, pairs, refit), abs=1e-4)

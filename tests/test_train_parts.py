@@ -70,9 +70,9 @@ def test_batch_metrics_of_the_mask_stage():
 def test_early_stopping_counts_evaluations_without_improvement():
     state = run_state.RunState()
     improved = []
-    for step, loss in enumerate([5.0, 4.0, 4.5, 4.0, 9.0], start=1):
-        state.step.assign(step)
-        improved.append(state.record_evaluation(step, loss))
+    for at, loss in enumerate([5.0, 4.0, 4.5, 4.0, 9.0], start=1):
+        state.step.assign(at)
+        improved.append(state.record_evaluation(at, loss))
         if state.stopped_early(patience=3):
             break
     # An equal loss is no improvement; the third one in a row stops the run.

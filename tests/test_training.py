@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_EXPRESSIONS, TINY_SIZE, assert_same_checkpoints, checkpoint_values
-from fvae_tf.data import input_pipeline, records
+from fvae_tf.data import input_pipeline
 from fvae_tf.model import config as config_lib
 from fvae_tf.train import checkpoints, latent_stats, loop, summaries, weight_average
 from fvae_tf.warp import sampler

@@ -1,7 +1,7 @@
 """Fitted editing directions saved beside a run's checkpoint (not in the paper).
 
 Fitting a direction to the training people's landmarks (`direction_fit`)
-takes about a minute and a half on 2 CPU cores. `experiments.fit_direction`
+takes about three minutes on one CPU thread. `experiments.fit_direction`
 fits it once and saves it here; `experiments.edit --direction=fitted` and the
 browser editor read it, so every edit of a run uses the same direction.
 

@@ -1,7 +1,9 @@
 """The trained models an evaluation compares, loaded and checked against the dataset.
 
-An FVAE run (with its confidence mask when `RUN/mask` exists) and any number
-of VAE runs, each with the latent statistics Algorithm 1 needs. Every run
+An FVAE run (with its confidence mask when `RUN/mask` exists, and the editing
+directions fitted for its current weights when `experiments.fit_direction`
+saved any) and any number of VAE runs, each with the latent statistics
+Algorithm 1 needs. Every run
 must have been trained on crops of the dataset's size; a mismatch, a run of
 the wrong kind or an unfinished run is one `EvalModelError` naming the
 directory and what to do.
@@ -11,6 +13,9 @@ import dataclasses
 import os
 import pathlib
 
+import numpy as np
+
+from fvae_tf.edit import fitted_directions
 from fvae_tf.model.fvae import FVAE, VAE, ConfidenceModel
 from fvae_tf.train import checkpoints, latent_stats
 from fvae_tf.train.latent_stats import LatentStats
@@ -32,6 +37,9 @@ class Models:
     mask: ConfidenceModel | None  # None: no trained RUN/mask
     vaes: dict[str, VAE]  # row name -> model
     vae_stats: dict[str, LatentStats]  # row name -> its latent statistics
+    # (source, target) -> [latent]: the directions `experiments.fit_direction` saved with
+    # the FVAE run for its current weights (`fitted_directions.current`)
+    fvae_fitted: dict[tuple[str, str], np.ndarray]
 
 
 def _stats(run_dir: pathlib.Path, latent_dim: int) -> LatentStats | None:
@@ -96,4 +104,6 @@ def load_models(fvae_dir: str | os.PathLike, vae_dirs: list[str | os.PathLike],
         stats = _stats(vae_dir, vae_config.latent_dim)
         if stats is not None:
             vae_stats[name] = stats
-    return Models(fvae, _stats(fvae_dir, config.latent_dim), mask, vaes, vae_stats)
+    stats = _stats(fvae_dir, config.latent_dim)
+    fitted = {} if stats is None else fitted_directions.current(fvae_dir, stats)
+    return Models(fvae, stats, mask, vaes, vae_stats, fitted)

@@ -23,7 +23,9 @@ Each test person's neutral face is edited toward "smile" with Algorithm 1
     90th percentile over the people.
 Methods: FVAE (Algorithm 1, the paper's reading); FVAE with a fitted
 direction (not in the paper: the direction refined on the training pairs'
-landmarks, `fvae_tf.edit.direction_fit`, applied as the change it makes to
+landmarks, `fvae_tf.edit.direction_fit`; the one `experiments.fit_direction`
+saved with the run when it matches the run's weights, so the row measures
+what users edit with, else fitted here; applied as the change it makes to
 the source's own field and averaged with the mirrored source's; README:
 values the paper lost); the FVAE given the person's own smile latent (Table
 1's protocol: not an edit, but what the decoder draws when it knows this
@@ -47,7 +49,7 @@ import tensorflow as tf
 
 from fvae_tf import metrics, viz
 from fvae_tf.data import alignment
-from fvae_tf.edit import direction_fit, editing, upsampling
+from fvae_tf.edit import direction_fit, editing, fitted_directions, upsampling
 from fvae_tf.eval import baselines, bootstrap, table1
 from fvae_tf.eval.data import Pairs
 from fvae_tf.eval.models import Models
@@ -151,16 +153,27 @@ def _smiles(pairs: Pairs) -> Pairs:
                         & (pairs.target_expression == "smile"))
 
 
-def fitted_direction(models: Models, train: Pairs | None) -> np.ndarray | None:
-    """The direction fitted on the training neutral -> smile pairs; None without them."""
+def fitted_direction(models: Models, train: Pairs | None
+                     ) -> tuple[np.ndarray | None, str | None]:
+    """The neutral -> smile direction of the row "FVAE, fitted direction", and where it is from.
+
+    The one saved with the run for its current weights when there is one (what
+    `experiments.edit --direction=fitted` and the browser editor use), else one
+    fitted here on the training neutral -> smile pairs; (None, None) without either.
+    """
+    saved = models.fvae_fitted.get(("neutral", "smile"))
+    if saved is not None:
+        return saved, f"the one saved with the run ({fitted_directions.FILENAME})"
     if models.fvae_stats is None or train is None:
-        return None
+        return None, None
     train = _smiles(train)
     if not len(train):
-        return None
-    return direction_fit.fit_on_pairs(
+        return None, None
+    direction = direction_fit.fit_on_pairs(
         models.fvae, train.source, train.source_landmarks, train.target_landmarks,
         models.fvae_stats.direction("neutral", "smile"), "neutral", "smile")
+    return direction, (f"fitted here on {len(train)} training pairs (the run has none saved "
+                       f"for its current weights)")
 
 
 def _edits(models: Models, pairs: Pairs, average: baselines.AverageFlow | None,
@@ -210,13 +223,15 @@ def run_real_editing(models: Models, pairs: Pairs, train: Pairs | None,
       progress: called as progress(done, total) after each person.
 
     Returns:
-      ({"rows": method -> means, "faces_found": method -> share, "people": n},
+      ({"rows": method -> means, "faces_found": method -> share, "people": n,
+      "fitted_direction": where the fitted row's direction is from},
       examples method -> the first high-resolution outputs).
     """
     pairs = _smiles(pairs)
     if not len(pairs):
         return {"rows": {}, "faces_found": {}, "people": 0}, {}
-    low, high = _edits(models, pairs, average, fitted_direction(models, train))
+    fitted, fitted_from = fitted_direction(models, train)
+    low, high = _edits(models, pairs, average, fitted)
     motion = _mean_landmark_motion(train)
     scale = pairs.source_hr.shape[1] / 2.0  # normalized crop units -> high-resolution pixels
     table, found = Scores(), {name: 0 for name in high}
@@ -253,7 +268,7 @@ def run_real_editing(models: Models, pairs: Pairs, train: Pairs | None,
             row["closed_share_pooled"] = 1.0 - row["mouth_after"] / row["mouth_before"]
     for name, intervals in pooled_intervals(distances).items():
         rows[name].update(intervals)
-    return ({"rows": rows, "people": len(pairs),
+    return ({"rows": rows, "people": len(pairs), "fitted_direction": fitted_from,
              "faces_found": {name: count / len(pairs) for name, count in found.items()}},
             examples)
 

@@ -206,6 +206,8 @@ def markdown(results: dict) -> str:
                   "gain over the mean landmark motion on the same people with the paired "
                   "interval: an interval that straddles 0 is a tie on these people.",
                   interval_table(real["rows"])]
+        if real.get("fitted_direction"):
+            parts.append(f"The fitted direction: {real['fitted_direction']}.")
     checks = orderings(results)
     if checks:
         verdicts = {True: "holds", False: "does NOT hold", None: "tie or untestable"}
