@@ -9,10 +9,10 @@ real expression's (`fvae_tf.edit.direction_fit`; 300 Adam steps with a
 progress line). It runs on one CPU thread, so the same machine fits the same
 direction every time: with more threads the order of the float sums varies
 and so does the fit (by 1e-4 in 60 steps; the London mouth share by up to a
-point, 30.5 % to 31.6 %). The result goes
-into the run's `fitted_directions.npz` beside any other pair's
-(`fvae_tf.edit.fitted_directions`); `experiments.edit --direction=fitted`
-and the browser editor (`experiments.serve`) use it. The dataset is the
+point, 30.5 % to 31.6 %). The result goes into the run's
+`fitted_directions.npz` beside any other pair's
+(`fvae_tf.edit.fitted_directions`); `experiments.edit --direction=fitted`,
+the browser editor (`experiments.serve`) and the evaluation use it. The dataset is the
 one the run was trained on (its flags.json) unless --dataset_dir names
 another of the model's crop size; only its training pairs are read. Training
 the run further makes the saved direction stale: the editors then refuse it

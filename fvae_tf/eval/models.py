@@ -3,10 +3,9 @@
 An FVAE run (with its confidence mask when `RUN/mask` exists, and the editing
 directions fitted for its current weights when `experiments.fit_direction`
 saved any) and any number of VAE runs, each with the latent statistics
-Algorithm 1 needs. Every run
-must have been trained on crops of the dataset's size; a mismatch, a run of
-the wrong kind or an unfinished run is one `EvalModelError` naming the
-directory and what to do.
+Algorithm 1 needs. Every run must have been trained on crops of the
+dataset's size; a mismatch, a run of the wrong kind or an unfinished run is
+one `EvalModelError` naming the directory and what to do.
 """
 
 import dataclasses
@@ -104,6 +103,6 @@ def load_models(fvae_dir: str | os.PathLike, vae_dirs: list[str | os.PathLike],
         stats = _stats(vae_dir, vae_config.latent_dim)
         if stats is not None:
             vae_stats[name] = stats
-    stats = _stats(fvae_dir, config.latent_dim)
-    fitted = {} if stats is None else fitted_directions.current(fvae_dir, stats)
-    return Models(fvae, stats, mask, vaes, vae_stats, fitted)
+    fvae_stats = _stats(fvae_dir, config.latent_dim)
+    fitted = {} if fvae_stats is None else fitted_directions.current(fvae_dir, fvae_stats)
+    return Models(fvae, fvae_stats, mask, vaes, vae_stats, fitted)
