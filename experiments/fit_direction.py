@@ -46,6 +46,7 @@ def main(argv: list[str]) -> None:
     try:
         model = editing.load_editing_model(checkpoint_dir)
         initial = model.stats.direction(source, target)
+        fitted_directions.current(checkpoint_dir, model.stats)  # a broken file stops before the fit
         dataset_dir = DATASET_DIR.value or checkpoints.training_dataset(checkpoint_dir)
         if dataset_dir is None:
             sys.exit(f"error: {checkpoint_dir}/{checkpoints.FLAGS_FILE} names no training "

@@ -51,9 +51,8 @@ import skimage.data  # noqa: E402
 from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fvae_tf import atomic_io  # noqa: E402
-from fvae_tf.edit import editing, session  # noqa: E402
-from fvae_tf.train import checkpoints  # noqa: E402
+from fvae_tf import atomic_io, errors  # noqa: E402
+from fvae_tf.edit import session  # noqa: E402
 
 # London people the README shows (held out by runs/london's split): file names.
 _LONDON_EXAMPLES = ("neutral/014_03.jpg", "neutral/022_03.jpg", "neutral/131_03.jpg",
@@ -240,7 +239,7 @@ def main(argv: list[str]) -> None:
     try:
         editor = session.Editor.load(CHECKPOINT_DIR.value, hr_size=HR_SIZE.value,
                                      upsample=UPSAMPLE.value, max_side=MAX_SIDE.value)
-    except (checkpoints.CheckpointError, editing.EditingError) as e:
+    except errors.ActionableError as e:  # no run, no statistics, a broken fitted_directions.npz
         sys.exit(f"error: {e}")
     examples = _example_photos(_UPLOADS, pathlib.Path(LONDON_DIR.value))
     page = EditorPage(editor, examples).build()

@@ -115,7 +115,8 @@ def test_fit_a_direction_then_edit_with_it(run_dir, tiny_dataset, package_photos
     assert not (tmp_path / "other").exists()
 
 
-def test_fit_direction_refuses_what_it_cannot_fit_on(run_dir, tmp_path):
+def test_fit_direction_refuses_what_it_cannot_fit_on(run_dir, tiny_dataset, package_photos,
+                                                    tmp_path):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
     fit = ("fit_direction", f"--checkpoint_dir={run}", "--to=smile")
@@ -132,6 +133,17 @@ def test_fit_direction_refuses_what_it_cannot_fit_on(run_dir, tmp_path):
     fails_cleanly(run_experiment(*fit), f"error: {run}/flags.json names no training dataset; "
                   "pass --dataset_dir")
     assert not (run / fitted_directions.FILENAME).exists()
+    # A broken fitted_directions.npz: every binary that reads it stops in one line.
+    broken = run / fitted_directions.FILENAME
+    broken.write_bytes(b"not an npz")
+    cannot = f"error: {broken} cannot be read"
+    fails_cleanly(run_experiment(*fit, f"--dataset_dir={tiny_dataset[0]}"), cannot)
+    fails_cleanly(run_experiment("edit", f"--checkpoint_dir={run}", "--to=smile",
+                                 f"--input={package_photos[0]}", "--direction=fitted",
+                                 f"--output_dir={tmp_path / 'out'}"), cannot)
+    fails_cleanly(run_experiment("serve", f"--checkpoint_dir={run}"), cannot)
+    assert broken.read_bytes() == b"not an npz" and not (tmp_path / "out").exists()
+    broken.unlink()
     fails_cleanly(run_experiment("fit_direction", f"--checkpoint_dir={tmp_path / 'none'}",
                                  "--to=smile"), "config.json is missing")
 

@@ -158,6 +158,11 @@ def test_bad_inputs_each_get_one_clear_message(setup, tmp_path):
            vae_dirs=(str(root / "vae32"),))
     _fails(setup, "is missing: .* is not a training run directory", vae_dirs=(str(tmp_path),))
     _fails(setup, "unknown block", blocks=("tables",))
+    broken = tmp_path / "broken_fitted"
+    shutil.copytree(root / "fvae", broken)
+    (broken / fitted_directions.FILENAME).write_bytes(b"not an npz")
+    _fails(setup, f"--fvae_dir: {broken / fitted_directions.FILENAME} cannot be read",
+           fvae_dir=str(broken))
     _fails(setup, "graded series need the synthetic set", synthetic_dir=str(tmp_path))
     old = tmp_path / "old_dataset"
     shutil.copytree(setup["dataset"], old)

@@ -63,3 +63,21 @@ def test_a_missing_direction_names_the_command_that_fits_it(tmp_path):
     with pytest.raises(fitted_directions.FittedDirectionError) as error:
         fitted_directions.load(tmp_path, "neutral", "scream", stats)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("content", [b"not an npz", b"PK\x03\x04 cut short"])
+def test_a_broken_file_is_refused_with_what_to_do_and_left_alone(tmp_path, content):
+    path = tmp_path / fitted_directions.FILENAME
+    path.write_bytes(content)
+    stats = _stats(0, step=3)
+    calls = [lambda: fitted_directions.current(tmp_path, stats),
+             lambda: fitted_directions.load(tmp_path, "neutral", "smile", stats),
+             lambda: fitted_directions.save(tmp_path, "neutral", "smile", np.ones(8), stats)]
+    for call in calls:
+        with pytest.raises(fitted_directions.FittedDirectionError,
+                           match=f"^{path} cannot be read .*; remove it and fit the directions "
+                                 f"again with python -m experiments.fit_direction "
+                                 f"--checkpoint_dir={tmp_path} --to=<expression>$"):
+            call()
+    assert path.read_bytes() == content
+    assert [p.name for p in tmp_path.iterdir()] == [fitted_directions.FILENAME]

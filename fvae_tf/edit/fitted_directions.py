@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -44,10 +45,21 @@ def _fingerprint(stats: LatentStats) -> str:
 
 
 def _read(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """The file's arrays by key; {} when there is no file.
+
+    Raises:
+      FittedDirectionError: the file is not a readable .npz.
+    """
     if not path.is_file():
         return {}
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise FittedDirectionError(
+            f"{path} cannot be read ({e}); remove it and fit the directions again with "
+            f"python -m experiments.fit_direction --checkpoint_dir={path.parent} "
+            "--to=<expression>") from None
 
 
 def save(run_dir: str | os.PathLike, source: str, target: str, direction: np.ndarray,

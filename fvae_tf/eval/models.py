@@ -104,5 +104,8 @@ def load_models(fvae_dir: str | os.PathLike, vae_dirs: list[str | os.PathLike],
         if stats is not None:
             vae_stats[name] = stats
     fvae_stats = _stats(fvae_dir, config.latent_dim)
-    fitted = {} if fvae_stats is None else fitted_directions.current(fvae_dir, fvae_stats)
+    try:
+        fitted = {} if fvae_stats is None else fitted_directions.current(fvae_dir, fvae_stats)
+    except fitted_directions.FittedDirectionError as e:
+        raise EvalModelError(f"--fvae_dir: {e}") from None
     return Models(fvae, fvae_stats, mask, vaes, vae_stats, fitted)
